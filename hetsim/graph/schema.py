@@ -1,0 +1,135 @@
+"""The OpGraph schema: one place that names every attribute an op graph carries.
+
+An OpGraph is a :class:`networkx.DiGraph`. Nodes are ops with readable, stable string ids; edges
+are tensors flowing from producer to consumer. :func:`validate_graph` checks a graph against this
+schema at every stage boundary.
+
+Node attributes
+    ``op``            op kind, one of :data:`OP_KINDS`
+    ``target``        the ATen op when captured (``aten.mm.default``), else ``""``
+    ``flop``          floating-point operations (2 per multiply-add)
+    ``bytes_read``    bytes the op reads (inputs, weights included)
+    ``bytes_written`` bytes the op writes (its outputs)
+    ``weights``       ``{tensor name: bytes}`` of persistent tensors the op reads: parameters,
+                      buffers and graph inputs such as a KV cache; they stay resident in memory
+    ``weight_bytes``  sum of ``weights``
+    ``dtype``         compute dtype (``bf16``, ``fp16``, ``fp32``, ...) or ``None`` for ops
+                      without arithmetic
+    ``shape``         output shape, a tuple of ints
+    ``module``        dotted module path, e.g. ``layers.3.attn``
+    ``cost``          optional ``{unit name: seconds}``: explicit per-unit costs win over the
+                      cost model (classic benchmark instances, measured tables)
+
+Edge attribute
+    ``bytes``         size of the tensor that flows
+
+Graph attributes
+    ``name``, ``phase`` (``prefill``, ``decode``, ``train`` or ``""``), ``batch``, ``seq_len``,
+    ``dtype``
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import networkx as nx
+
+from hetsim.errors import GraphError
+
+OP_KINDS = frozenset({
+    "matmul", "attention", "conv", "elementwise", "norm", "softmax", "embedding", "reduction",
+    "collective", "copy", "view", "other",
+})
+
+#: op kinds that move no data and cost nothing (aliasing views)
+FREE_OPS = frozenset({"view"})
+
+DTYPES = frozenset({"fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int64", "int32", "int16", "int8", "uint8",
+                    "bool", "int4"})
+
+NODE_DEFAULTS: Mapping[str, object] = {
+    "op": "other", "target": "", "flop": 0, "bytes_read": 0, "bytes_written": 0, "weights": {},
+    "weight_bytes": 0, "dtype": None, "shape": (), "module": "",
+}
+
+GRAPH_KEYS = ("name", "phase", "batch", "seq_len", "dtype")
+
+
+def new_graph(name: str, *, phase: str = "", batch: int = 1, seq_len: int = 0, dtype: str | None = None) -> nx.DiGraph:
+    """An empty OpGraph carrying the graph attributes.
+
+    Examples
+    --------
+    >>> g = new_graph("toy", phase="prefill", batch=1, seq_len=8, dtype="fp32")
+    >>> add_op(g, "a", op="matmul", flop=100, dtype="fp32")
+    >>> add_op(g, "b", op="elementwise", flop=4)
+    >>> g.add_edge("a", "b", bytes=16)
+    >>> validate_graph(g) is g
+    True
+    """
+    g = nx.DiGraph()
+    g.graph.update(name=name, phase=phase, batch=batch, seq_len=seq_len, dtype=dtype)
+    return g
+
+
+def add_op(g: nx.DiGraph, node: str, **attrs: object) -> None:
+    """Add one op with every schema attribute present (defaults for those not given)."""
+    unknown = set(attrs) - set(NODE_DEFAULTS) - {"cost"}
+    if unknown:
+        raise GraphError(f"op {node!r}: unknown attribute {sorted(unknown)[0]!r}, expected one of "
+                         f"{', '.join(sorted(NODE_DEFAULTS))}, cost")
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in NODE_DEFAULTS.items()}
+    data.update(attrs)
+    if "weights" in attrs and "weight_bytes" not in attrs:
+        data["weight_bytes"] = sum(data["weights"].values())
+    g.add_node(node, **data)
+
+
+def _number_ok(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
+def validate_graph(g: nx.DiGraph) -> nx.DiGraph:
+    """Check ``g`` against the schema; return it unchanged or raise a one-line GraphError.
+
+    Examples
+    --------
+    >>> g = new_graph("loop")
+    >>> add_op(g, "a"); add_op(g, "b")
+    >>> g.add_edge("a", "b", bytes=1); g.add_edge("b", "a", bytes=1)
+    >>> validate_graph(g)
+    Traceback (most recent call last):
+    ...
+    hetsim.errors.GraphError: graph 'loop': got a cycle a -> b -> a, expected a DAG
+    """
+    if not isinstance(g, nx.DiGraph):
+        raise GraphError(f"graph: got {type(g).__name__}, expected a networkx.DiGraph")
+    name = g.graph.get("name", "")
+    if g.number_of_nodes() == 0:
+        raise GraphError(f"graph {name!r}: got no ops, expected at least one")
+    try:
+        cycle = nx.find_cycle(g)
+    except nx.NetworkXNoCycle:
+        cycle = None
+    if cycle:
+        path = " -> ".join([str(u) for u, _ in cycle] + [str(cycle[0][0])])
+        raise GraphError(f"graph {name!r}: got a cycle {path}, expected a DAG")
+    for node, data in g.nodes(data=True):
+        op = data.get("op")
+        if op not in OP_KINDS:
+            raise GraphError(f"op {node!r}.op: got {op!r}, expected one of {', '.join(sorted(OP_KINDS))}")
+        for key in ("flop", "bytes_read", "bytes_written", "weight_bytes"):
+            if not _number_ok(data.get(key)):
+                raise GraphError(f"op {node!r}.{key}: got {data.get(key)!r}, expected a non-negative number")
+        dtype = data.get("dtype")
+        if dtype is not None and dtype not in DTYPES:
+            raise GraphError(f"op {node!r}.dtype: got {dtype!r}, expected one of {', '.join(sorted(DTYPES))}")
+        cost = data.get("cost")
+        if cost is not None:
+            if not isinstance(cost, Mapping) or not all(_number_ok(v) for v in cost.values()):
+                raise GraphError(f"op {node!r}.cost: got {cost!r}, expected a mapping unit -> seconds >= 0")
+    for u, v, data in g.edges(data=True):
+        if not _number_ok(data.get("bytes")):
+            raise GraphError(f"edge {u!r} -> {v!r}.bytes: got {data.get('bytes')!r}, expected a non-negative number")
+    return g

@@ -1,0 +1,1 @@
+"""What really happens: the SimPy engine that executes a Schedule and records a Trace."""
