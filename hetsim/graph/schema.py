@@ -20,8 +20,10 @@ Node attributes
     ``cost``          optional ``{unit name: seconds}``: explicit per-unit costs win over the
                       cost model (classic benchmark instances, measured tables)
 
-Edge attribute
+Edge attributes
     ``bytes``         size of the tensor that flows
+    ``cost``          optional seconds the transfer takes when the two ends run on different
+                      units (classic scheduling instances); replaces the route's time
 
 Graph attributes
     ``name``, ``phase`` (``prefill``, ``decode``, ``train`` or ``""``), ``batch``, ``seq_len``,
@@ -130,6 +132,7 @@ def validate_graph(g: nx.DiGraph) -> nx.DiGraph:
             if not isinstance(cost, Mapping) or not all(_number_ok(v) for v in cost.values()):
                 raise GraphError(f"op {node!r}.cost: got {cost!r}, expected a mapping unit -> seconds >= 0")
     for u, v, data in g.edges(data=True):
-        if not _number_ok(data.get("bytes")):
-            raise GraphError(f"edge {u!r} -> {v!r}.bytes: got {data.get('bytes')!r}, expected a non-negative number")
+        for key in ("bytes", "cost"):
+            if (key == "bytes" or key in data) and not _number_ok(data.get(key)):
+                raise GraphError(f"edge {u!r} -> {v!r}.{key}: got {data.get(key)!r}, expected a non-negative number")
     return g

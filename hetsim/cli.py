@@ -1,0 +1,115 @@
+"""The ``hetsim`` command.
+
+Every verb has ``--help``; ``--json`` prints exactly one JSON object on stdout while progress and
+logs go to stderr. Bad input prints one line ``hetsim: error: ...`` on stderr and exits with
+status 2, without a traceback and without leaving half-written files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from hetsim.errors import HetsimError
+
+EXIT_USAGE = 2
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from hetsim.scenario import load_scenario, run_scenario
+
+    scenario = load_scenario(args.scenario, args.set)
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    with err.status("starting", spinner="dots") as status:
+        result, written = run_scenario(scenario, out_dir=args.out, progress=lambda m: status.update(m))
+    summary = dict(result.summary, outputs={k: str(v) for k, v in written.items()})
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+    else:
+        from hetsim.report.tables import print_summary
+
+        print_summary(summary, console=Console())
+        err.print(f"outputs written to {args.out or scenario.outputs['dir']}")
+    return 0
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    from hetsim.spec.loader import list_presets, load_platform
+
+    rows = {}
+    for name in list_presets():
+        p = load_platform(name)
+        rows[name] = {"description": p.description, "units": [f"{u.name} ({u.kind})" for u in p.units],
+                      "memories": [m.name for m in p.memories], "power_budget_w": p.power_budget_w}
+    if args.json:
+        print(json.dumps(rows, sort_keys=True))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="platform presets")
+    for col in ("name", "units", "description"):
+        table.add_column(col)
+    for name, row in rows.items():
+        table.add_row(name, ", ".join(row["units"]), row["description"])
+    Console().print(table)
+    return 0
+
+
+def _cmd_schedulers(args: argparse.Namespace) -> int:
+    from hetsim.sched.registry import list_schedulers
+
+    rows = list_schedulers()
+    if args.json:
+        print(json.dumps(rows, sort_keys=True))
+        return 0
+    width = max(map(len, rows))
+    for name, text in rows.items():
+        print(f"{name:<{width}}  {text}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``hetsim`` command."""
+    parser = argparse.ArgumentParser(prog="hetsim", description="Simulate Transformer workloads on heterogeneous "
+                                     "hardware (CPU, GPU, TPU, NPU).")
+    from hetsim import __version__
+
+    parser.add_argument("--version", action="version", version=f"hetsim {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    run = verbs.add_parser("run", help="run a scenario YAML file", description="Run a scenario: platform + workload "
+                           "+ scheduler + engine options + outputs.")
+    run.add_argument("scenario", help="scenario YAML file, e.g. scenarios/quickstart.yaml")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a scenario field, e.g. --set workload.batch=8 (repeatable)")
+    run.add_argument("--json", action="store_true", help="print one JSON object with the summary on stdout")
+    run.add_argument("--out", metavar="DIR", help="output folder (default: the scenario's outputs.dir)")
+    run.set_defaults(func=_cmd_run)
+    presets = verbs.add_parser("presets", help="list the built-in platform presets")
+    presets.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    presets.set_defaults(func=_cmd_presets)
+    scheds = verbs.add_parser("schedulers", help="list the registered schedulers")
+    scheds.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    scheds.set_defaults(func=_cmd_schedulers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hetsim`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except HetsimError as exc:
+        print(f"hetsim: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("hetsim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The CostModel: op and transfer times for one graph on one platform, computed once.
+
+Schedulers and the engine both read the same table, so a schedule's predicted times and the
+simulated ones agree exactly when nothing contends.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import networkx as nx
+
+from hetsim.cost.roofline import OpCost, op_cost
+from hetsim.errors import ScheduleError
+from hetsim.spec.types import Platform
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Per-(op, unit) costs at the nominal power state and per-unit-pair transfer routes.
+
+    Parameters
+    ----------
+    graph : networkx.DiGraph
+        A validated OpGraph.
+    platform : Platform
+
+    Examples
+    --------
+    >>> from hetsim.graph.schema import new_graph, add_op
+    >>> from hetsim.spec.loader import platform_from_dict
+    >>> p = platform_from_dict({"name": "two",
+    ...     "memories": [{"name": "m0", "capacity": "1 GB", "bandwidth": "1 GB/s"},
+    ...                  {"name": "m1", "capacity": "1 GB", "bandwidth": "1 GB/s"}],
+    ...     "units": [{"name": "u0", "kind": "cpu", "memory": "m0", "peak": {"fp32": "1 GFLOP/s"},
+    ...                "power_states": [{"name": "p0", "freq": "1 GHz", "voltage": "1 V",
+    ...                                  "static_power": "1 W", "dynamic_power": "1 W"}]},
+    ...               {"name": "u1", "kind": "cpu", "memory": "m1", "peak": {"fp32": "2 GFLOP/s"},
+    ...                "power_states": [{"name": "p0", "freq": "1 GHz", "voltage": "1 V",
+    ...                                  "static_power": "1 W", "dynamic_power": "1 W"}]}],
+    ...     "links": [{"name": "l", "a": "m0", "b": "m1", "bandwidth": "1 GB/s", "latency": "1 ms"}]})
+    >>> g = new_graph("g"); add_op(g, "a", op="matmul", flop=2e9, dtype="fp32")
+    >>> cm = CostModel(g, p)
+    >>> cm.time("a", "u0"), cm.time("a", "u1"), cm.transfer_time(1e6, "u0", "u1")
+    (2.0, 1.0, 0.002)
+    """
+
+    graph: nx.DiGraph
+    platform: Platform
+
+    def __post_init__(self) -> None:
+        costs: dict[str, dict[str, OpCost]] = {}
+        units = self.platform.units
+        memories = {u.name: self.platform.memory(u.memory) for u in units}
+        for node, data in self.graph.nodes(data=True):
+            row = {u.name: op_cost(data, u, memories[u.name]) for u in units}
+            if all(math.isinf(c.total_s) for c in row.values()):
+                raise ScheduleError(f"op {node!r}: no unit of platform {self.platform.name!r} can run "
+                                    f"op kind {data['op']!r} in dtype {data.get('dtype')!r}")
+            costs[node] = row
+        object.__setattr__(self, "_costs", costs)
+
+    def cost(self, op: str, unit: str) -> OpCost:
+        """The full :class:`OpCost` of ``op`` on ``unit`` at the nominal power state."""
+        return self._costs[op][unit]  # type: ignore[attr-defined]
+
+    def time(self, op: str, unit: str) -> float:
+        """Seconds ``op`` takes on ``unit`` (``inf`` when the unit cannot run it)."""
+        return self._costs[op][unit].total_s  # type: ignore[attr-defined]
+
+    def can_run(self, op: str, unit: str) -> bool:
+        """Whether ``unit`` can run ``op``."""
+        return not math.isinf(self.time(op, unit))
+
+    def capable_units(self, op: str) -> list[str]:
+        """Units able to run ``op``, in platform order."""
+        return [u.name for u in self.platform.units if self.can_run(op, u.name)]
+
+    def op_cost_at(self, op: str, unit: str, state: str | None) -> OpCost:
+        """Cost of ``op`` on ``unit`` at power state ``state`` (the nominal one for ``None``)."""
+        if state is None:
+            return self.cost(op, unit)
+        u = self.platform.unit(unit)
+        return op_cost(self.graph.nodes[op], u, self.platform.memory(u.memory), u.state(state))
+
+    def transfer_time(self, nbytes: float, src_unit: str, dst_unit: str) -> float:
+        """Seconds to move ``nbytes`` from ``src_unit``'s memory to ``dst_unit``'s (0 if shared)."""
+        p = self.platform
+        return p.route(p.unit(src_unit).memory, p.unit(dst_unit).memory).time_s(nbytes)
+
+    def comm_time(self, src_op: str, dst_op: str, src_unit: str, dst_unit: str) -> float:
+        """Seconds the tensor on edge ``src_op -> dst_op`` takes between two units.
+
+        Classic instances carry an explicit ``cost`` on the edge: paid only across units.
+        """
+        data = self.graph.edges[src_op, dst_op]
+        if src_unit == dst_unit:
+            return 0.0
+        if "cost" in data:
+            return float(data["cost"])
+        return self.transfer_time(data["bytes"], src_unit, dst_unit)

@@ -1,0 +1,178 @@
+"""Scenarios: a YAML file naming platform + workload + scheduler + engine options + outputs.
+
+::
+
+    platform: gh200                 # preset name, platform YAML file, or inline mapping
+    workload: {model: llama-3-8b, phase: prefill, batch: 1, seq_len: 2048, dtype: bf16}
+    scheduler: eft                  # or {name: eft, options: {...}}
+    sim: {contention: none}
+    outputs: {dir: out/quickstart, trace: true, gantt: true, ops_csv: true}
+
+A relative platform path is resolved against the scenario file's folder.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hetsim.errors import HetsimError, ScenarioError, SpecError
+
+TOP_KEYS = ("name", "platform", "workload", "scheduler", "sim", "outputs")
+WORKLOAD_KEYS = ("model", "phase", "batch", "seq_len", "dtype")
+OUTPUT_KEYS = ("dir", "trace", "gantt", "ops_csv")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A checked scenario, ready to run."""
+
+    name: str
+    platform: Any
+    workload: Mapping[str, Any]
+    scheduler: str
+    scheduler_options: Mapping[str, Any]
+    sim: Mapping[str, Any]
+    outputs: Mapping[str, Any]
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``key.sub=value`` overrides (values parsed as YAML) to a copy of ``data``.
+
+    Examples
+    --------
+    >>> apply_overrides({"workload": {"batch": 1}}, ["workload.batch=8", "sim.contention=none"])
+    {'workload': {'batch': 8}, 'sim': {'contention': 'none'}}
+    """
+    data = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ScenarioError(f"--set: got {item!r}, expected key.path=value")
+        parts = key.split(".")
+        if parts[0] not in TOP_KEYS:
+            raise ScenarioError(f"--set {key}: unknown scenario field {parts[0]!r}, expected one of {', '.join(TOP_KEYS)}")
+        node = data
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None or isinstance(child, str) and part == "scheduler":
+                child = {"name": child} if isinstance(child, str) else {}
+                node[part] = child
+            if not isinstance(child, dict):
+                raise ScenarioError(f"--set {key}: {part!r} is not a mapping")
+            node = child
+        try:
+            node[parts[-1]] = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            raise ScenarioError(f"--set {key}: got {raw!r}, expected a YAML value") from None
+    return data
+
+
+def _mapping(data: Mapping, key: str, required: bool) -> dict:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise ScenarioError(f"{key}: missing, this field is required")
+        return {}
+    if not isinstance(value, Mapping):
+        raise ScenarioError(f"{key}: got {value!r}, expected a mapping")
+    return dict(value)
+
+
+def _check_keys(section: Mapping, name: str, allowed: tuple[str, ...]) -> None:
+    for key in section:
+        if key not in allowed:
+            raise ScenarioError(f"{name}.{key}: unknown field, expected one of {', '.join(allowed)}")
+
+
+def _positive_int(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ScenarioError(f"{field}: got {value!r}, expected a positive integer")
+    return value
+
+
+def parse_scenario(data: Any, *, base: Path | None = None, default_name: str = "scenario") -> Scenario:
+    """Check a scenario mapping and return a :class:`Scenario` (one-line errors)."""
+    if not isinstance(data, Mapping):
+        raise ScenarioError(f"scenario: got {data!r}, expected a mapping with keys {', '.join(TOP_KEYS)}")
+    _check_keys(data, "scenario", TOP_KEYS)
+    if data.get("platform") is None:
+        raise ScenarioError("platform: missing, this field is required")
+    platform = data["platform"]
+    if isinstance(platform, str) and platform.endswith((".yaml", ".yml")) and base is not None:
+        candidate = base / platform
+        platform = str(candidate) if candidate.is_file() else platform
+    workload = _mapping(data, "workload", required=True)
+    _check_keys(workload, "workload", WORKLOAD_KEYS)
+    if not workload.get("model"):
+        raise ScenarioError("workload.model: missing, this field is required")
+    workload.setdefault("phase", "prefill")
+    workload["batch"] = _positive_int(workload.get("batch", 1), "workload.batch")
+    if "seq_len" not in workload:
+        raise ScenarioError("workload.seq_len: missing, this field is required")
+    workload["seq_len"] = _positive_int(workload["seq_len"], "workload.seq_len")
+    workload.setdefault("dtype", "bf16")
+    sched = data.get("scheduler", "eft")
+    if isinstance(sched, str):
+        sched_name, sched_options = sched, {}
+    elif isinstance(sched, Mapping) and isinstance(sched.get("name"), str):
+        _check_keys(sched, "scheduler", ("name", "options"))
+        sched_name, sched_options = sched["name"], _mapping(sched, "options", required=False)
+    else:
+        raise ScenarioError(f"scheduler: got {sched!r}, expected a name or {{name: ..., options: {{...}}}}")
+    outputs = _mapping(data, "outputs", required=False)
+    _check_keys(outputs, "outputs", OUTPUT_KEYS)
+    name = str(data.get("name") or default_name)
+    outputs.setdefault("dir", f"out/{name}")
+    for key in ("trace", "gantt", "ops_csv"):
+        value = outputs.setdefault(key, True)
+        if not isinstance(value, bool):
+            raise ScenarioError(f"outputs.{key}: got {value!r}, expected true or false")
+    return Scenario(name, platform, workload, sched_name, sched_options, _mapping(data, "sim", False), outputs)
+
+
+def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+    """Read a scenario YAML file, apply ``--set`` overrides, and check it."""
+    from hetsim.spec.loader import read_yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError(f"scenario: got {str(path)!r}, expected an existing scenario YAML file")
+    try:
+        data = read_yaml(path, "scenario")
+    except SpecError as exc:
+        raise ScenarioError(str(exc)) from None
+    if isinstance(data, dict):
+        data = apply_overrides(data, overrides or [])
+    return parse_scenario(data, base=path.parent, default_name=path.stem)
+
+
+def run_scenario(scenario: Scenario, *, out_dir: str | Path | None = None, progress=None):
+    """Build the graph and platform, simulate, write the outputs; return (Result, written paths)."""
+    from hetsim.api import simulate
+    from hetsim.graph.catalog import model_graph
+    from hetsim.spec.loader import load_platform
+
+    step = progress or (lambda message: None)
+    step("loading platform")
+    platform = load_platform(scenario.platform)
+    w = scenario.workload
+    step(f"capturing {w['model']} {w['phase']} (batch {w['batch']}, seq {w['seq_len']})")
+    graph = model_graph(w["model"], phase=w["phase"], batch=w["batch"], seq_len=w["seq_len"], dtype=w["dtype"])
+    step(f"scheduling {graph.number_of_nodes()} ops with {scenario.scheduler} and simulating")
+    result = simulate(graph, platform, scenario.scheduler, scheduler_options=scenario.scheduler_options,
+                      sim=scenario.sim)
+    outputs = scenario.outputs
+    target = Path(out_dir or outputs["dir"])
+    step(f"writing outputs to {target}")
+    written = result.write_outputs(target, trace_json=outputs["trace"], gantt=outputs["gantt"],
+                                   ops_csv=outputs["ops_csv"])
+    return result, written
+
+
+__all__ = ["HetsimError", "Scenario", "apply_overrides", "load_scenario", "parse_scenario", "run_scenario"]

@@ -1,0 +1,62 @@
+"""Memory capacity over time: who holds which bytes in which memory, and when they are freed.
+
+A tensor lives in the memory of the unit that produced it from the producer's start until its
+last reader there has finished: the ops that consume it (directly or through views, which alias
+their input's storage) and the transfers that copy it elsewhere. A transferred copy lives in the
+destination memory from the transfer's start until its last reader there has finished. Weights
+(and other persistent inputs such as a KV cache) are resident from the start, once per memory.
+Tensors nobody reads (the graph's outputs) stay until the end.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import networkx as nx
+
+from hetsim.errors import OutOfMemoryError
+from hetsim.spec.types import Platform
+
+
+def storage_roots(graph: nx.DiGraph) -> dict[str, str]:
+    """Op → the op whose output storage it aliases (itself unless it is a view of something)."""
+    roots: dict[str, str] = {}
+    for op in nx.topological_sort(graph):
+        preds = list(graph.predecessors(op))
+        roots[op] = roots[preds[0]] if graph.nodes[op]["op"] == "view" and preds else op
+    return roots
+
+
+class MemoryTracker:
+    """Bytes in use per memory, with a sample at every change and capacity checks."""
+
+    def __init__(self, platform: Platform):
+        self.capacity = {m.name: m.capacity_bytes for m in platform.memories}
+        self.used = dict.fromkeys(self.capacity, 0.0)
+        self.samples: list[tuple[float, str, float]] = []
+        self.held: dict[tuple[str, str], float] = defaultdict(float)
+
+    def allocate(self, now: float, memory: str, key: tuple[str, str], nbytes: float, op: str) -> None:
+        if nbytes <= 0:
+            return
+        used = self.used[memory] + nbytes
+        if used > self.capacity[memory]:
+            raise OutOfMemoryError(
+                f"memory {memory!r}: op {op!r} needs {nbytes:.0f} more bytes with {self.used[memory]:.0f} of "
+                f"{self.capacity[memory]:.0f} in use, expected at most the capacity")
+        self.used[memory] = used
+        self.held[key] += nbytes
+        self._sample(now, memory)
+
+    def free(self, now: float, memory: str, key: tuple[str, str]) -> None:
+        nbytes = self.held.pop(key, 0.0)
+        if nbytes > 0:
+            self.used[memory] -= nbytes
+            self._sample(now, memory)
+
+    def _sample(self, now: float, memory: str) -> None:
+        samples = self.samples
+        if samples and samples[-1][0] == now and samples[-1][1] == memory:
+            samples[-1] = (now, memory, self.used[memory])
+        else:
+            samples.append((now, memory, self.used[memory]))
