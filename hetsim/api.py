@@ -85,7 +85,7 @@ class Result:
         """Write summary.json, ops.csv, trace.json and gantt.png into ``out_dir``."""
         from hetsim.report.outputs import write_outputs
 
-        return write_outputs(self.trace, self.platform, self.graph, Path(out_dir), summary=self.summary, **which)
+        return write_outputs(self.trace, self.platform, self.graph, Path(out_dir), summary_data=self.summary, **which)
 
 
 def simulate(graph: nx.DiGraph, platform: str | Path | Mapping | Platform, scheduler: str | Schedule = "eft", *,

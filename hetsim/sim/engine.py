@@ -2,7 +2,7 @@
 
 Each unit is one SimPy process that runs its ops in the schedule's order. An op starts when its
 unit is free and all its inputs have arrived; an input produced in another memory arrives after a
-transfer over the route between the two memories (one transfer per producer and destination
+transfer over the route between the two memories (one transfer per tensor and destination
 memory, shared by every consumer there). Without contention a transfer takes exactly
 ``latency + bytes / bottleneck bandwidth``, so the simulated times equal the schedule's predicted
 ones. Memory use and per-unit power are recorded as they change.
@@ -47,89 +47,103 @@ class SimOptions:
 
 
 class _Run:
-    """State of one simulation; built fresh by :func:`run`."""
+    """State of one simulation; built fresh by :func:`run`.
+
+    Everything an op needs at run time (duration, power, what to release, whom to notify) is
+    computed once before the clock starts, so the SimPy loop does little more than wait.
+    """
 
     def __init__(self, graph: nx.DiGraph, schedule: Schedule, cost: CostModel, options: SimOptions):
         self.env = simpy.Environment()
         self.graph, self.schedule, self.cost, self.options = graph, schedule, cost, options
-        platform = self.platform = cost.platform
-        unit_mem = {u.name: u.memory for u in platform.units}
+        self.platform = cost.platform
+        unit_mem = {u.name: u.memory for u in self.platform.units}
         self.unit_of = schedule.assignment
         self.mem_of = {op: unit_mem[u] for op, u in schedule.assignment.items()}
-        self.pending = {op: graph.in_degree(op) for op in graph.nodes}
+        # networkx's public views cost a Python call per access; the hot paths read the plain dicts
+        self.succ, self.pred, self.nodes = graph._adj, graph._pred, graph._node
+        self.pending = {op: len(preds) for op, preds in self.pred.items()}
         self.waiting: dict[str, simpy.Event] = {}
         self.op_records: list[tuple] = []
         self.transfer_records: list[TransferRun] = []
-        self.power: dict[str, list[tuple[float, float]]] = {}
-        for unit in platform.units:
-            self.power[unit.name] = [(0.0, unit.nominal.static_power_w)]
+        self.power = {u.name: [(0.0, u.nominal.static_power_w)] for u in self.platform.units}
+        self.memory = MemoryTracker(self.platform) if options.track_memory else None
         self._plan_transfers()
-        self.memory = MemoryTracker(platform) if options.track_memory else None
         if self.memory is not None:
             self._plan_memory()
 
     # -- planning --------------------------------------------------------------------------
     def _plan_transfers(self) -> None:
-        """Per producer: local consumers, and remote consumers grouped by destination memory."""
-        graph, mem_of = self.graph, self.mem_of
+        """Per producer: local consumers, and remote consumers grouped into transfers."""
+        unit_of, mem_of = self.unit_of, self.mem_of
         self.local: dict[str, list[str]] = {}
-        self.remote: dict[str, dict[tuple, list[str]]] = {}
-        for op in graph.nodes:
+        self.remote: dict[str, list[tuple[str, list[str]]]] = {}
+        for op, succs in self.succ.items():
             local, remote = [], defaultdict(list)
-            for succ, data in graph.adj[op].items():
-                same_unit = self.unit_of[succ] == self.unit_of[op]
-                if same_unit or (mem_of[succ] == mem_of[op] and "cost" not in data):
+            unit, mem = unit_of[op], mem_of[op]
+            for succ, data in succs.items():
+                explicit = "cost" in data
+                if unit_of[succ] == unit or (mem_of[succ] == mem and not explicit):
                     local.append(succ)
-                elif "cost" in data:  # explicit communication cost: one transfer per edge
-                    remote[(mem_of[succ], succ)].append(succ)
-                else:
-                    remote[(mem_of[succ], None)].append(succ)
-            self.local[op], self.remote[op] = local, dict(remote)
+                else:  # explicit communication costs are per edge; a tensor goes once per memory
+                    remote[(mem_of[succ], succ if explicit else data["bytes"])].append(succ)
+            self.local[op] = local
+            self.remote[op] = [(dst, consumers) for (dst, _), consumers in remote.items()]
 
     def _plan_memory(self) -> None:
-        graph, mem_of = self.graph, self.mem_of
-        self.root = storage_roots(graph)
+        mem_of, nodes = self.mem_of, self.nodes
+        root = self.root = storage_roots(self.graph)
         readers: dict[tuple[str, str], int] = defaultdict(int)
-        for op in graph.nodes:
-            key_home = (self.root[op], mem_of[op])
-            for succ in graph.adj[op]:
-                if graph.nodes[succ]["op"] != "view":
-                    readers[(self.root[op], mem_of[succ])] += 1
-            readers[key_home] += len(self.remote[op])
+        for op, succs in self.succ.items():
+            for succ in succs:
+                if nodes[succ]["op"] != "view":
+                    readers[(root[op], mem_of[succ])] += 1
+            readers[(root[op], mem_of[op])] += len(self.remote[op])
         self.readers = readers
+        self.releases = {op: [] if nodes[op]["op"] == "view" else [(root[p], mem_of[op]) for p in preds]
+                         for op, preds in self.pred.items()}
         resident: dict[tuple[str, str], float] = {}
-        for op, data in graph.nodes(data=True):
+        for op, data in nodes.items():
             for name, nbytes in data["weights"].items():
                 resident[(f"weight:{name}", mem_of[op])] = nbytes
         for (name, memory), nbytes in sorted(resident.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             self.memory.allocate(0.0, memory, (name, memory), nbytes, name.removeprefix("weight:"))
 
-    # -- execution -------------------------------------------------------------------------
-    def unit_process(self, unit: str, ops: tuple[str, ...]):
-        env, pending, waiting = self.env, self.pending, self.waiting
-        unit_spec = self.platform.unit(unit)
-        states = self.schedule.power_state
-        cost = self.cost
-        power = self.power[unit]
-        static_idle = unit_spec.nominal.static_power_w
+    def _plan_unit(self, unit: str, ops: tuple[str, ...]) -> list[tuple]:
+        """(op, duration, busy power, state name, output bytes to allocate) for each op in order."""
+        spec = self.platform.unit(unit)
+        states, cost, nodes = self.schedule.power_state, self.cost, self.nodes
+        root = getattr(self, "root", {})
+        plan = []
         for op in ops:
+            name = states.get(op)
+            c = cost.op_cost_at(op, unit, name)
+            state = spec.state(name)
+            watts = state.static_power_w + state.dynamic_power_w * c.activity
+            alloc = nodes[op]["bytes_written"] if root.get(op) == op else 0
+            plan.append((op, c.total_s, watts, state.name, alloc))
+        return plan
+
+    # -- execution -------------------------------------------------------------------------
+    def unit_process(self, unit: str, plan: list[tuple]):
+        env, pending, waiting, records = self.env, self.pending, self.waiting, self.op_records
+        memory, mem = self.memory, self.platform.unit(unit).memory
+        samples = self.power[unit]
+        idle = self.platform.unit(unit).nominal.static_power_w
+        set_power, complete = self._set_power, self._complete
+        for op, duration, watts, state, alloc in plan:
             if pending[op]:
                 event = waiting[op] = env.event()
                 yield event
-            state_name = states.get(op)
-            c = cost.op_cost_at(op, unit, state_name)
             start = env.now
-            if self.memory is not None:
-                self._allocate_output(op, start)
-            if c.total_s > 0:
-                state = unit_spec.state(state_name)
-                self._set_power(power, start, state.static_power_w + state.dynamic_power_w * c.activity)
-                yield env.timeout(c.total_s)
-                self._set_power(power, env.now, static_idle)
-            else:
-                state = unit_spec.nominal
-            self.op_records.append((start, unit, op, env.now, state.name))
-            self._complete(op)
+            if alloc and memory is not None:
+                memory.allocate(start, mem, (op, mem), alloc, op)
+            if duration > 0:
+                set_power(samples, start, watts)
+                yield env.timeout(duration)
+                set_power(samples, env.now, idle)
+            records.append((start, unit, op, env.now, state))
+            complete(op)
 
     @staticmethod
     def _set_power(samples: list[tuple[float, float]], now: float, watts: float) -> None:
@@ -143,14 +157,10 @@ class _Run:
         else:
             samples.append((now, watts))
 
-    def _allocate_output(self, op: str, now: float) -> None:
-        if self.root[op] == op:
-            nbytes = self.graph.nodes[op]["bytes_written"]
-            self.memory.allocate(now, self.mem_of[op], (op, self.mem_of[op]), nbytes, op)
-
     def _arrive(self, op: str) -> None:
-        self.pending[op] -= 1
-        if not self.pending[op]:
+        pending = self.pending
+        pending[op] -= 1
+        if not pending[op]:
             event = self.waiting.pop(op, None)
             if event is not None:
                 event.succeed()
@@ -158,34 +168,32 @@ class _Run:
     def _release(self, key: tuple[str, str]) -> None:
         readers = self.readers
         readers[key] -= 1
-        if readers[key] == 0:
+        if not readers[key]:
             self.memory.free(self.env.now, key[1], key)
 
     def _complete(self, op: str) -> None:
-        graph = self.graph
-        if self.memory is not None and graph.nodes[op]["op"] != "view":
-            root = self.root
-            for pred in graph.predecessors(op):
-                self._release((root[pred], self.mem_of[op]))
+        if self.memory is not None:
+            for key in self.releases[op]:
+                self._release(key)
         for succ in self.local[op]:
             self._arrive(succ)
-        for (dst_mem, _), consumers in self.remote[op].items():
+        for dst_mem, consumers in self.remote[op]:
             self._start_transfer(op, dst_mem, consumers)
 
     def _start_transfer(self, op: str, dst_mem: str, consumers: list[str]) -> None:
-        env, graph = self.env, self.graph
+        env, edges = self.env, self.succ[op]
         first = consumers[0]
-        nbytes = max(graph.edges[op, c]["bytes"] for c in consumers)
+        nbytes = max(edges[c]["bytes"] for c in consumers)
         src_mem = self.mem_of[op]
         duration = self.cost.comm_time(op, first, self.unit_of[op], self.unit_of[first])
-        route = self.platform.route(src_mem, dst_mem)
         start = env.now
         if self.memory is not None:
             self.memory.allocate(start, dst_mem, (self.root[op], dst_mem), nbytes, first)
 
         def arrived(_event: simpy.Event) -> None:
+            route = self.platform.route(src_mem, dst_mem)
             self.transfer_records.append(TransferRun(op, first, src_mem, dst_mem, route.links, start, env.now,
-                                                     nbytes))
+                                                     nbytes, tuple(consumers)))
             if self.memory is not None:
                 self._release((self.root[op], src_mem))
             for consumer in consumers:
@@ -194,7 +202,8 @@ class _Run:
         env.timeout(duration).callbacks.append(arrived)
 
     def run(self) -> Trace:
-        done = [self.env.process(self.unit_process(unit, ops)) for unit, ops in self.schedule.order.items()]
+        order = self.schedule.order
+        done = [self.env.process(self.unit_process(u, self._plan_unit(u, ops))) for u, ops in order.items()]
         self.env.run()
         if not all(p.processed for p in done):
             stuck = sorted(self.waiting)
@@ -203,17 +212,17 @@ class _Run:
         return self._trace()
 
     def _trace(self) -> Trace:
-        graph = self.graph
-        makespan = self.env.now
-        ops = []
-        for start, unit, op, end, state in sorted(self.op_records):
-            data = graph.nodes[op]
-            ops.append(OpRun(op, unit, start, end, state, data["flop"], data["bytes_read"] + data["bytes_written"]))
-        power = [PowerSample(t, u, w) for t, u, w in sorted((t, u, w) for u, s in self.power.items() for t, w in s)]
-        memory = [MemorySample(t, m, b) for t, m, b in (self.memory.samples if self.memory else [])]
-        transfers = sorted(self.transfer_records, key=lambda r: (r.start_s, r.src_op, r.dst_op))
-        return Trace(self.platform.name, graph.graph.get("name", ""), makespan, tuple(ops), tuple(transfers),
-                     tuple(power), tuple(sorted(memory, key=lambda s: (s.time_s, s.memory))))
+        nodes = self.nodes
+        self.op_records.sort()
+        ops = tuple(OpRun(op, unit, start, end, state, nodes[op]["flop"],
+                          nodes[op]["bytes_read"] + nodes[op]["bytes_written"])
+                    for start, unit, op, end, state in self.op_records)
+        power = sorted((t, u, w) for u, s in self.power.items() for t, w in s)
+        memory = self.memory.sorted_samples() if self.memory else []
+        self.transfer_records.sort(key=lambda r: (r.start_s, r.src_op, r.dst_op))
+        return Trace(self.platform.name, self.graph.graph.get("name", ""), self.env.now, ops,
+                     tuple(self.transfer_records), tuple(PowerSample._make(p) for p in power),
+                     tuple(MemorySample._make(m) for m in memory))
 
 
 def run(graph: nx.DiGraph, schedule: Schedule, cost: CostModel, options: SimOptions | None = None) -> Trace:

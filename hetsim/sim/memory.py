@@ -19,11 +19,27 @@ from hetsim.spec.types import Platform
 
 
 def storage_roots(graph: nx.DiGraph) -> dict[str, str]:
-    """Op → the op whose output storage it aliases (itself unless it is a view of something)."""
+    """Op → the op whose output storage it aliases (itself unless it is a view of something).
+
+    Examples
+    --------
+    >>> g = nx.DiGraph([("mm", "t"), ("t", "v")])
+    >>> nx.set_node_attributes(g, {"mm": "matmul", "t": "view", "v": "view"}, "op")
+    >>> storage_roots(g)
+    {'mm': 'mm', 't': 'mm', 'v': 'mm'}
+    """
+    nodes, pred = graph._node, graph._pred  # plain dicts: this runs once per op
     roots: dict[str, str] = {}
-    for op in nx.topological_sort(graph):
-        preds = list(graph.predecessors(op))
-        roots[op] = roots[preds[0]] if graph.nodes[op]["op"] == "view" and preds else op
+    for op in nodes:
+        chain = []
+        cur = op
+        while cur not in roots and nodes[cur]["op"] == "view" and pred[cur]:
+            chain.append(cur)
+            cur = next(iter(pred[cur]))
+        root = roots.get(cur, cur)
+        roots[cur] = root
+        for member in chain:
+            roots[member] = root
     return roots
 
 
@@ -33,7 +49,7 @@ class MemoryTracker:
     def __init__(self, platform: Platform):
         self.capacity = {m.name: m.capacity_bytes for m in platform.memories}
         self.used = dict.fromkeys(self.capacity, 0.0)
-        self.samples: list[tuple[float, str, float]] = []
+        self.samples: dict[str, list[tuple[float, float]]] = {name: [] for name in self.capacity}
         self.held: dict[tuple[str, str], float] = defaultdict(float)
 
     def allocate(self, now: float, memory: str, key: tuple[str, str], nbytes: float, op: str) -> None:
@@ -55,8 +71,12 @@ class MemoryTracker:
             self._sample(now, memory)
 
     def _sample(self, now: float, memory: str) -> None:
-        samples = self.samples
-        if samples and samples[-1][0] == now and samples[-1][1] == memory:
-            samples[-1] = (now, memory, self.used[memory])
+        samples = self.samples[memory]
+        if samples and samples[-1][0] == now:
+            samples[-1] = (now, self.used[memory])
         else:
-            samples.append((now, memory, self.used[memory]))
+            samples.append((now, self.used[memory]))
+
+    def sorted_samples(self) -> list[tuple[float, str, float]]:
+        """Every sample as (time, memory, bytes), by time then memory name."""
+        return sorted((t, m, b) for m, samples in self.samples.items() for t, b in samples)

@@ -8,10 +8,13 @@ until ``makespan_s``). Memory samples likewise give the bytes in use from ``time
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
+
+# Records are NamedTuples rather than dataclasses: a trace holds one per op, transfer and sample
+# (hundreds of thousands), and tuples are several times cheaper to build.
 
 
-@dataclass(frozen=True)
-class OpRun:
+class OpRun(NamedTuple):
     """One op executed on one unit."""
 
     op: str
@@ -27,9 +30,12 @@ class OpRun:
         return self.end_s - self.start_s
 
 
-@dataclass(frozen=True)
-class TransferRun:
-    """One tensor moved from the producer's memory to the consumer's, over ``links``."""
+class TransferRun(NamedTuple):
+    """One tensor moved from the producer's memory to the consumers', over ``links``.
+
+    A tensor crosses once per destination memory: ``consumers`` are every op there that reads it,
+    ``dst_op`` the first of them.
+    """
 
     src_op: str
     dst_op: str
@@ -39,14 +45,14 @@ class TransferRun:
     start_s: float
     end_s: float
     bytes: float
+    consumers: tuple[str, ...] = ()
 
     @property
     def duration_s(self) -> float:
         return self.end_s - self.start_s
 
 
-@dataclass(frozen=True)
-class PowerSample:
+class PowerSample(NamedTuple):
     """``unit`` draws ``power_w`` from ``time_s`` until its next sample."""
 
     time_s: float
@@ -54,8 +60,7 @@ class PowerSample:
     power_w: float
 
 
-@dataclass(frozen=True)
-class MemorySample:
+class MemorySample(NamedTuple):
     """``memory`` holds ``used_bytes`` from ``time_s`` until its next sample."""
 
     time_s: float

@@ -192,11 +192,12 @@ class Platform:
     Examples
     --------
     >>> from hetsim.spec.loader import load_platform
+    >>> ps = [{"name": "p0", "freq": "1 GHz", "voltage": "1 V", "static_power": "1 W", "dynamic_power": "9 W"}]
     >>> p = load_platform({"name": "toy",
     ...     "memories": [{"name": "m0", "capacity": "1 GB", "bandwidth": "1 GB/s"},
     ...                  {"name": "m1", "capacity": "1 GB", "bandwidth": "1 GB/s"}],
-    ...     "units": [{"name": "u0", "kind": "cpu", "memory": "m0", "peak": {"fp32": "1 GFLOP/s"}},
-    ...               {"name": "u1", "kind": "gpu", "memory": "m1", "peak": {"fp32": "1 GFLOP/s"}}],
+    ...     "units": [{"name": "u0", "kind": "cpu", "memory": "m0", "peak": {"fp32": "1 GFLOP/s"}, "power_states": ps},
+    ...               {"name": "u1", "kind": "gpu", "memory": "m1", "peak": {"fp32": "1 GFLOP/s"}, "power_states": ps}],
     ...     "links": [{"name": "l", "a": "m0", "b": "m1", "bandwidth": "1 GB/s", "latency": "1 us"}]})
     >>> p.route("m0", "m1").links
     ('l',)

@@ -1,0 +1,30 @@
+"""Small platforms whose numbers make test results hand-computable (importable from any test)."""
+
+from __future__ import annotations
+
+from hetsim.spec.loader import platform_from_dict
+
+
+def power_states(static: str = "10 W", dynamic: str = "90 W") -> list[dict]:
+    return [{"name": "p0", "freq": "1 GHz", "voltage": "1 V", "static_power": static, "dynamic_power": dynamic},
+            {"name": "p1", "freq": "500 MHz", "voltage": "0.8 V", "static_power": "6 W",
+             "dynamic_power": "29 W"}]
+
+
+def two_unit_dict(shared: bool = False, capacity: str = "1 GB") -> dict:
+    """u0 (1 GFLOP/s) and u1 (2 GFLOP/s); separate memories m0, m1 joined by a 1 GB/s, 1 ms link."""
+    memories = [{"name": "m0", "capacity": capacity, "bandwidth": "1 GB/s", "energy_per_byte": "1 nJ/B"}]
+    if not shared:
+        memories.append({"name": "m1", "capacity": capacity, "bandwidth": "1 GB/s"})
+    return {
+        "name": "shared" if shared else "two",
+        "memories": memories,
+        "units": [
+            {"name": "u0", "kind": "cpu", "memory": "m0", "peak": {"fp32": "1 GFLOP/s"},
+             "power_states": power_states()},
+            {"name": "u1", "kind": "gpu", "memory": "m0" if shared else "m1", "peak": {"fp32": "2 GFLOP/s"},
+             "power_states": power_states()},
+        ],
+        "links": [] if shared else [{"name": "l01", "a": "m0", "b": "m1", "bandwidth": "1 GB/s",
+                                      "latency": "1 ms", "energy_per_byte": "2 nJ/B"}],
+    }
