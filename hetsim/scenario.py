@@ -4,11 +4,12 @@
 
     platform: gh200                 # preset name, platform YAML file, or inline mapping
     workload: {model: llama-3-8b, phase: prefill, batch: 1, seq_len: 2048, dtype: bf16}
+    # or workload: {graph: my_graph.json}   (an OpGraph saved by hetsim.graph.io.save_graph)
     scheduler: eft                  # or {name: eft, options: {...}}
     sim: {contention: none}
     outputs: {dir: out/quickstart, trace: true, gantt: true, ops_csv: true}
 
-A relative platform path is resolved against the scenario file's folder.
+Relative platform and graph paths are resolved against the scenario file's folder.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import yaml
 from hetsim.errors import HetsimError, ScenarioError, SpecError
 
 TOP_KEYS = ("name", "platform", "workload", "scheduler", "sim", "outputs")
-WORKLOAD_KEYS = ("model", "phase", "batch", "seq_len", "dtype")
+WORKLOAD_KEYS = ("model", "graph", "phase", "batch", "seq_len", "dtype")
 OUTPUT_KEYS = ("dir", "trace", "gantt", "ops_csv")
 
 
@@ -109,14 +110,25 @@ def parse_scenario(data: Any, *, base: Path | None = None, default_name: str = "
         platform = str(candidate) if candidate.is_file() else platform
     workload = _mapping(data, "workload", required=True)
     _check_keys(workload, "workload", WORKLOAD_KEYS)
+    if "graph" in workload:
+        if "model" in workload or not isinstance(workload["graph"], str):
+            raise ScenarioError(f"workload.graph: got {workload['graph']!r}, expected a graph JSON path "
+                                "(and no workload.model)")
+        graph = Path(workload["graph"])
+        workload["graph"] = str(base / graph if base is not None and not graph.is_absolute() else graph)
+        return _finish(data, name_default=default_name, platform=platform, workload=workload)
     if not workload.get("model"):
-        raise ScenarioError("workload.model: missing, this field is required")
+        raise ScenarioError("workload.model: missing, this field is required (or give workload.graph)")
     workload.setdefault("phase", "prefill")
     workload["batch"] = _positive_int(workload.get("batch", 1), "workload.batch")
     if "seq_len" not in workload:
         raise ScenarioError("workload.seq_len: missing, this field is required")
     workload["seq_len"] = _positive_int(workload["seq_len"], "workload.seq_len")
     workload.setdefault("dtype", "bf16")
+    return _finish(data, name_default=default_name, platform=platform, workload=workload)
+
+
+def _finish(data: Mapping, *, name_default: str, platform: Any, workload: dict) -> Scenario:
     sched = data.get("scheduler", "eft")
     if isinstance(sched, str):
         sched_name, sched_options = sched, {}
@@ -127,7 +139,7 @@ def parse_scenario(data: Any, *, base: Path | None = None, default_name: str = "
         raise ScenarioError(f"scheduler: got {sched!r}, expected a name or {{name: ..., options: {{...}}}}")
     outputs = _mapping(data, "outputs", required=False)
     _check_keys(outputs, "outputs", OUTPUT_KEYS)
-    name = str(data.get("name") or default_name)
+    name = str(data.get("name") or name_default)
     outputs.setdefault("dir", f"out/{name}")
     for key in ("trace", "gantt", "ops_csv"):
         value = outputs.setdefault(key, True)
@@ -156,14 +168,19 @@ def run_scenario(scenario: Scenario, *, out_dir: str | Path | None = None, progr
     """Build the graph and platform, simulate, write the outputs; return (Result, written paths)."""
     from hetsim.api import simulate
     from hetsim.graph.catalog import model_graph
+    from hetsim.graph.io import load_graph
     from hetsim.spec.loader import load_platform
 
     step = progress or (lambda message: None)
     step("loading platform")
     platform = load_platform(scenario.platform)
     w = scenario.workload
-    step(f"capturing {w['model']} {w['phase']} (batch {w['batch']}, seq {w['seq_len']})")
-    graph = model_graph(w["model"], phase=w["phase"], batch=w["batch"], seq_len=w["seq_len"], dtype=w["dtype"])
+    if "graph" in w:
+        step(f"loading graph {w['graph']}")
+        graph = load_graph(w["graph"])
+    else:
+        step(f"capturing {w['model']} {w['phase']} (batch {w['batch']}, seq {w['seq_len']})")
+        graph = model_graph(w["model"], phase=w["phase"], batch=w["batch"], seq_len=w["seq_len"], dtype=w["dtype"])
     step(f"scheduling {graph.number_of_nodes()} ops with {scenario.scheduler} and simulating")
     result = simulate(graph, platform, scenario.scheduler, scheduler_options=scenario.scheduler_options,
                       sim=scenario.sim)
