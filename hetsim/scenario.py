@@ -57,11 +57,12 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             raise ScenarioError(f"--set: got {item!r}, expected key.path=value")
         parts = key.split(".")
         if parts[0] not in TOP_KEYS:
-            raise ScenarioError(f"--set {key}: unknown scenario field {parts[0]!r}, expected one of {', '.join(TOP_KEYS)}")
+            known = ", ".join(TOP_KEYS)
+            raise ScenarioError(f"--set {key}: unknown scenario field {parts[0]!r}, expected one of {known}")
         node = data
         for part in parts[:-1]:
             child = node.get(part)
-            if child is None or isinstance(child, str) and part == "scheduler":
+            if child is None or (isinstance(child, str) and part == "scheduler"):
                 child = {"name": child} if isinstance(child, str) else {}
                 node[part] = child
             if not isinstance(child, dict):

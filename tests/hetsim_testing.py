@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from hetsim.spec.loader import platform_from_dict
-
 
 def power_states(static: str = "10 W", dynamic: str = "90 W") -> list[dict]:
     return [{"name": "p0", "freq": "1 GHz", "voltage": "1 V", "static_power": static, "dynamic_power": dynamic},

@@ -29,7 +29,7 @@ def quickstart(tmp_path_factory):
 
 
 def test_quickstart_prints_exactly_one_json_object(quickstart):
-    proc, out = quickstart
+    proc, _ = quickstart
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)  # raises if stdout holds anything else
     assert proc.stdout.strip().count("\n") == 0

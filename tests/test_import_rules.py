@@ -60,7 +60,8 @@ def test_imports_follow_the_design_table(path):
         if top == "simpy":
             assert package == "sim", f"{path.name}: only hetsim/sim may import simpy"
         if top == "torch":
-            ok = package == "validate" or (package == "graph" and path.stem.startswith("capture")) or package == "models"
+            in_capture = package == "graph" and path.stem.startswith("capture")
+            ok = package in ("validate", "models") or in_capture
             assert ok, f"{path.relative_to(ROOT)}: torch only in graph/capture* and validate/"
         if top != "hetsim" or allowed is None:
             continue

@@ -128,9 +128,8 @@ def validate_graph(g: nx.DiGraph) -> nx.DiGraph:
         if dtype is not None and dtype not in DTYPES:
             raise GraphError(f"op {node!r}.dtype: got {dtype!r}, expected one of {', '.join(sorted(DTYPES))}")
         cost = data.get("cost")
-        if cost is not None:
-            if not isinstance(cost, Mapping) or not all(_number_ok(v) for v in cost.values()):
-                raise GraphError(f"op {node!r}.cost: got {cost!r}, expected a mapping unit -> seconds >= 0")
+        if cost is not None and (not isinstance(cost, Mapping) or not all(_number_ok(v) for v in cost.values())):
+            raise GraphError(f"op {node!r}.cost: got {cost!r}, expected a mapping unit -> seconds >= 0")
     for u, v, data in g.edges(data=True):
         for key in ("bytes", "cost"):
             if (key == "bytes" or key in data) and not _number_ok(data.get(key)):

@@ -58,7 +58,8 @@ def write_outputs(trace: Trace, platform: Platform, graph: nx.DiGraph, out_dir: 
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    summary_text = json.dumps(summary_data or summary(trace, platform, graph), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    content = summary_data or summary(trace, platform, graph)
+    summary_text = json.dumps(content, indent=2, sort_keys=True, allow_nan=False) + "\n"
     csv_text = _ops_csv(trace, graph) if ops_csv else None
     written = {"summary": atomic_write(out / "summary.json", lambda tmp: tmp.write_text(summary_text, "utf-8"))}
     if csv_text is not None:

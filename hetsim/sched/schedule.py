@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from types import MappingProxyType
 
 from hetsim.cost.model import CostModel
@@ -115,7 +116,7 @@ def _check_deadlock(schedule: Schedule, graph) -> None:
     combined = nx.DiGraph(graph.edges)
     combined.add_nodes_from(graph.nodes)
     for seq in schedule.order.values():
-        combined.add_edges_from(zip(seq, seq[1:], strict=False))
+        combined.add_edges_from(pairwise(seq))
     if not nx.is_directed_acyclic_graph(combined):
         cycle = nx.find_cycle(combined)
         raise ScheduleError(f"schedule.order: unit orders contradict precedence around op {cycle[0][0]!r}")
@@ -130,13 +131,14 @@ def _check_times(schedule: Schedule, graph, cost: CostModel) -> None:
             raise ScheduleError(f"schedule.start: op {op!r} has no predicted time, expected one for every op")
         duration = cost.op_cost_at(op, a[op], schedule.power_state.get(op)).total_s
         if start[op] < -_EPS or abs(finish[op] - start[op] - duration) > _EPS * max(1.0, duration):
-            raise ScheduleError(f"schedule.finish: op {op!r} runs {finish[op] - start[op]!r} s, expected {duration!r} s")
+            ran = finish[op] - start[op]
+            raise ScheduleError(f"schedule.finish: op {op!r} runs {ran!r} s, expected {duration!r} s")
         for pred in graph.predecessors(op):
             arrival = finish[pred] + cost.comm_time(pred, op, a[pred], a[op])
             if start[op] < arrival - _EPS * max(1.0, arrival):
                 raise ScheduleError(f"schedule.start: op {op!r} starts at {start[op]!r} s before its input from "
                                     f"{pred!r} arrives at {arrival!r} s")
     for unit, seq in schedule.order.items():
-        for prev, nxt in zip(seq, seq[1:], strict=False):
+        for prev, nxt in pairwise(seq):
             if start[nxt] < finish[prev] - _EPS * max(1.0, finish[prev]):
                 raise ScheduleError(f"schedule.order: ops {prev!r} and {nxt!r} overlap on unit {unit!r}")

@@ -281,6 +281,9 @@ def platform_from_dict(data: Any) -> Platform:
     sources = data.get("sources") or {}
     if not isinstance(sources, Mapping):
         raise SpecError(f"platform.sources: got {sources!r}, expected a mapping key -> citation")
+    assumptions = data.get("assumptions") or []
+    if not isinstance(assumptions, list):
+        raise SpecError(f"platform.assumptions: got {assumptions!r}, expected a list of strings")
     platform = Platform(
         name=f.text("name"),
         units=units,
@@ -291,7 +294,7 @@ def platform_from_dict(data: Any) -> Platform:
         description=str(data.get("description", "")),
         source=str(data.get("source", "")),
         sources=_frozen({str(k): str(v) for k, v in sources.items()}),
-        assumptions=tuple(str(a) for a in data.get("assumptions") or ()),
+        assumptions=tuple(str(a) for a in assumptions),
     )
     _check_connected(platform)
     return platform

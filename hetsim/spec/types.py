@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import pairwise
 from types import MappingProxyType
 
 import networkx as nx
@@ -187,7 +188,8 @@ class Platform:
     """A whole machine: compute units, memories, links, switches and a package power budget.
 
     The interconnect is a networkx graph whose nodes are memories and switches and whose edges
-    are links; a route is the lowest-latency path (ties broken by fewest hops, then by name).
+    are links; a route is the lowest-latency path. Ties between equal paths are broken by
+    networkx's Dijkstra, which is deterministic for a given platform file (links in file order).
 
     Examples
     --------
@@ -245,7 +247,10 @@ class Platform:
 
     def link(self, name: str) -> Link:
         """The link called ``name``."""
-        return self._links[name]
+        try:
+            return self._links[name]
+        except KeyError:
+            raise SpecError(f"link: got {name!r}, expected one of {', '.join(self._links)}") from None
 
     def memory_of(self, unit: str) -> Memory:
         """The memory that ``unit`` works in."""
@@ -290,7 +295,7 @@ class Platform:
         except (nx.NetworkXNoPath, nx.NodeNotFound):
             raise SpecError(f"route: got {src!r} -> {dst!r}, expected memories connected by links") from None
         links = []
-        for u, v in zip(nodes, nodes[1:], strict=False):
+        for u, v in pairwise(nodes):
             candidates = sorted(g[u][v].values(), key=lambda d: (d["link"].latency_s, d["link"].name))
             links.append(candidates[0]["link"])
         return Route(
