@@ -1,0 +1,334 @@
+"""Capture a torch module as an OpGraph, without running it.
+
+:func:`capture` exports the module with :func:`torch.export.export` (non-strict) on fake or meta
+tensors, so nothing is computed and no weight memory is allocated: build big models under
+``torch.device("meta")``. Meta parameters, buffers and inputs are swapped for fake *CPU* tensors
+for the export (meta kernels lay some outputs out differently from real devices); real weights and
+inputs work too and are faked by export itself. The module is left as it was.
+
+Every ``call_function`` node of the exported graph becomes one op, named after the fx node
+(``linear_3``, ``scaled_dot_product_attention``); export's metadata asserts are dropped. Per op:
+
+``op``, ``target``
+    the kind from :mod:`hetsim.graph.aten_kinds` and the ATen op (``aten.linear.default``).
+``flop``
+    see :mod:`hetsim.graph.capture_flops`; matrix kinds match ``FlopCounterMode``.
+``bytes_read``
+    the distinct bytes of the input tensors, weights and graph inputs included (a broadcast,
+    stride-0 dimension counts once); 0 for views and creation ops.
+``bytes_written``
+    the bytes of the outputs; 0 for views.
+``weights``
+    ``{name: bytes}`` of every tensor the op reads that no op produces: parameters and buffers
+    by fully qualified name (``layers.0.mlp.up_proj.weight``), graph inputs by their export name
+    (``input_ids``, ``past_key_values_0_0``). A view of one (``weight.t()``) is looked through,
+    so the op that reads the view lists the tensor; views themselves list none.
+``dtype``
+    the first floating input's dtype (else the output's); ``None`` for views, copies,
+    embeddings and creation ops, which do no arithmetic.
+``shape``, ``module``
+    the (first) output's shape and the innermost module of ``nn_module_stack``.
+
+Edges follow data: ``bytes`` is the tensor that flows (one item of a tuple output for
+``getitem``; 0 into creation ops such as ``zeros_like``, which read only metadata).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+import networkx as nx
+
+from hetsim.errors import GraphError
+from hetsim.graph.aten_kinds import (
+    ELEMENTWISE_FLOP_PER_ELEM,
+    NORM_FLOP_PER_ELEM,
+    REDUCTION_FLOP_PER_ELEM,
+    SOFTMAX_FLOP_PER_ELEM,
+    classify,
+    op_key,
+)
+from hetsim.graph.capture_flops import counted_flops, matrix_flop
+from hetsim.graph.schema import DTYPES, add_op, new_graph, validate_graph
+
+_DTYPE_NAMES = {
+    "float64": "fp64", "float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "int64": "int64",
+    "int32": "int32", "int16": "int16", "int8": "int8", "uint8": "uint8", "bool": "bool",
+    "float8_e4m3fn": "fp8", "float8_e5m2": "fp8", "float8_e4m3fnuz": "fp8", "float8_e5m2fnuz": "fp8",
+}
+_NO_ARITHMETIC = frozenset({"view", "copy", "embedding"})
+
+
+def dtype_name(dtype: Any) -> str | None:
+    """Schema name of a torch dtype (``torch.bfloat16`` → ``"bf16"``), ``None`` if it has none.
+
+    Examples
+    --------
+    >>> dtype_name("torch.float16"), dtype_name("torch.complex64")
+    ('fp16', None)
+    """
+    return _DTYPE_NAMES.get(str(dtype).removeprefix("torch."))
+
+
+def _tensors(value: Any) -> list[Any]:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [t for v in value for t in _tensors(v)]
+    return []
+
+
+def _extent_bytes(t: Any) -> int:
+    """Bytes of the distinct elements of ``t``: a stride-0 (broadcast) dimension counts once."""
+    distinct = math.prod(size for size, stride in zip(t.shape, t.stride(), strict=True) if stride != 0)
+    return int(distinct) * t.element_size()
+
+
+def _dense_bytes(value: Any) -> int:
+    return sum(int(t.numel()) * t.element_size() for t in _tensors(value))
+
+
+def _aliases(out: Any, inputs: list[Any]) -> bool:
+    outs = _tensors(out)
+    storages = {t.untyped_storage()._cdata for t in inputs}
+    return bool(outs) and all(t.untyped_storage()._cdata in storages for t in outs)
+
+
+def _is_view(node: Any, name: str, role: str, in_tensors: list[Any]) -> bool:
+    if role == "view":
+        return True
+    if role == "dropout":
+        train = node.args[2] if len(node.args) > 2 else node.kwargs.get("train", True)
+        return train is False
+    if role == "maybe_view" or (role == "unknown" and not name.endswith("_")):
+        return _aliases(node.meta.get("val"), in_tensors)
+    return False
+
+
+def _kind(node: Any, name: str, kind: str, role: str, in_tensors: list[Any]) -> str:
+    if _is_view(node, name, role, in_tensors):
+        return "view"
+    if role == "dropout":
+        return "elementwise"
+    if role == "maybe_view":
+        return "copy"
+    return kind
+
+
+def _flop(node: Any, name: str, kind: str, role: str, in_tensors: list[Any]) -> int:
+    out = _tensors(node.meta.get("val"))
+    if kind in ("matmul", "attention", "conv"):
+        flop = matrix_flop(name, [tuple(t.shape) for t in _arg_tensors(node)])
+        if flop is None:
+            flop = counted_flops(node.target, *_fake_args(node))
+        return int(flop)
+    first_in = int(in_tensors[0].numel()) if in_tensors else 0
+    if kind == "norm":
+        return NORM_FLOP_PER_ELEM.get(name, 8) * first_in
+    if kind == "reduction":
+        return REDUCTION_FLOP_PER_ELEM.get(name.rstrip("_"), 1) * first_in
+    if kind == "softmax":
+        return SOFTMAX_FLOP_PER_ELEM * int(out[0].numel())
+    if kind == "elementwise" and role != "creation":
+        return ELEMENTWISE_FLOP_PER_ELEM * sum(int(t.numel()) for t in out)
+    return 0
+
+
+def _arg_tensors(node: Any) -> list[Any]:
+    """The tensor values of ``node``'s arguments, in argument order (lists flattened)."""
+    import torch
+    from torch.utils._pytree import tree_leaves
+
+    leaves = tree_leaves((node.args, node.kwargs))
+    vals = [a.meta.get("val") for a in leaves if isinstance(a, torch.fx.Node)]
+    return [v for v in vals if isinstance(v, torch.Tensor)]
+
+
+def _fake_args(node: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    import torch
+    from torch.utils._pytree import tree_map
+
+    def value(a: Any) -> Any:
+        return a.meta.get("val") if isinstance(a, torch.fx.Node) else a
+
+    return tree_map(value, (node.args, node.kwargs))
+
+
+def _module_path(node: Any) -> str:
+    stack = node.meta.get("nn_module_stack")
+    if not stack:
+        return ""
+    return str(list(stack.values())[-1][0])
+
+
+def _fake_everything(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+                     ) -> tuple[dict[str, Any], tuple[Any, ...], dict[str, Any]]:
+    """Fake CPU stand-ins for the module's meta parameters and buffers (tied ones stay tied), and
+    fake versions of every tensor input, all in one FakeTensorMode: nothing is allocated.
+
+    Meta tensors are re-homed on CPU because some meta kernels lay out outputs differently from
+    real devices (the math SDPA on meta returns (B, H, L, E)-contiguous outputs where the fused
+    kernels return a transposed (B, L, H, E) buffer), which would turn free views into copies.
+    """
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+    from torch.utils._pytree import tree_leaves, tree_map
+
+    existing = [t for t in (*tree_leaves((args, kwargs)), *module.parameters(), *module.buffers())
+                if isinstance(t, FakeTensor)]
+    mode = existing[0].fake_mode if existing else FakeTensorMode(allow_non_fake_inputs=True)
+
+    def fake(t: Any) -> Any:
+        if not isinstance(t, torch.Tensor) or isinstance(t, FakeTensor):
+            return t
+        if t.device.type == "meta":
+            with mode:
+                out = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="cpu")
+            return torch.nn.Parameter(out, requires_grad=t.requires_grad) if isinstance(t, torch.nn.Parameter) else out
+        return mode.from_tensor(t, static_shapes=True)
+
+    memo: dict[int, Any] = {}
+    swaps = {}
+    for key, t in (*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False)):
+        if t.device.type == "meta":
+            swaps[key] = memo.setdefault(id(t), fake(t))
+    args, kwargs = tree_map(fake, (args, kwargs))
+    return swaps, args, kwargs
+
+
+def export_program(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
+    """``torch.export.export`` of ``module`` on fake tensors, as :func:`capture` does it.
+
+    Meta parameters, buffers and inputs are swapped for fake CPU tensors for the duration of the
+    export (the module is left as it was); real ones are faked by export itself.
+    """
+    import torch
+    from torch.nn.utils.stateless import _reparametrize_module
+
+    swaps, args, kwargs = _fake_everything(module, tuple(args), dict(kwargs or {}))
+    try:
+        with _reparametrize_module(module, swaps, tie_weights=True, strict=False):
+            return torch.export.export(module, tuple(args), kwargs)
+    except Exception as exc:  # torch raises many exception types; surface one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GraphError(f"capture: torch.export failed for {type(module).__name__}: {first}") from exc
+
+
+def _persistent_names(ep: Any, module: Any) -> dict[str, str]:
+    """Placeholder name → weight name: FQN for parameters, buffers and constants, else the input name.
+
+    A tied tensor goes by its first name in ``module.named_parameters()`` (``wte.weight``, not
+    ``lm_head.weight``), whichever alias export picked.
+    """
+    from torch.export.graph_signature import InputKind
+
+    first: dict[int, str] = {}
+    canonical = {}
+    for key, t in (*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False)):
+        canonical[key] = first.setdefault(id(t), key)
+    names = {}
+    for spec in ep.graph_signature.input_specs:
+        arg_name = getattr(spec.arg, "name", None)
+        if arg_name is None:
+            continue
+        if spec.kind in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR):
+            names[arg_name] = canonical.get(str(spec.target), str(spec.target))
+        elif spec.kind == InputKind.USER_INPUT:
+            names[arg_name] = arg_name
+    return names
+
+
+def _infer_dtype(module: Any, inputs: list[Any]) -> str:
+    counts = Counter(p.dtype for p in module.parameters() if p.is_floating_point())
+    if counts:
+        return dtype_name(counts.most_common(1)[0][0]) or "fp32"
+    floats = [t for t in inputs if t.is_floating_point()]
+    return (dtype_name(floats[0].dtype) if floats else None) or "fp32"
+
+
+def capture(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None, *, name: str | None = None,
+            phase: str = "", dtype: str | None = None, batch: int | None = None,
+            seq_len: int | None = None) -> nx.DiGraph:
+    """Capture ``module(*args, **kwargs)`` as a validated OpGraph, computing nothing.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Captured as is (call ``.eval()`` first for inference: dropout in training mode costs).
+        Build large models under ``torch.device("meta")``.
+    args, kwargs
+        Example inputs: meta, fake or real tensors (nested lists/tuples allowed, e.g. a KV cache).
+    name, phase, dtype, batch, seq_len
+        Graph attributes. Defaults: the module's class name; ``""``; the most common floating
+        parameter dtype (schema name, e.g. ``"bf16"``); the first input's first and second
+        dimensions (``seq_len`` 0 for inputs of fewer than two dimensions).
+
+    Returns
+    -------
+    networkx.DiGraph
+        An OpGraph (see :mod:`hetsim.graph.schema` and this module's docstring).
+    """
+    import torch
+
+    ep = export_program(module, args, kwargs)
+    persistent = _persistent_names(ep, module)
+    placeholder_vals = {n.name: n.meta.get("val") for n in ep.graph.nodes if n.op == "placeholder"}
+    user_inputs = [placeholder_vals[n] for n in ep.graph_signature.user_inputs
+                   if isinstance(placeholder_vals.get(n), torch.Tensor)]
+    if dtype is None:
+        dtype = _infer_dtype(module, user_inputs)
+    if dtype not in DTYPES:
+        raise GraphError(f"capture.dtype: got {dtype!r}, expected one of {', '.join(sorted(DTYPES))}")
+    first = user_inputs[0].shape if user_inputs else ()
+    g = new_graph(name if name is not None else type(module).__name__, phase=phase,
+                  batch=batch if batch is not None else (int(first[0]) if len(first) >= 1 else 1),
+                  seq_len=seq_len if seq_len is not None else (int(first[1]) if len(first) >= 2 else 0), dtype=dtype)
+
+    kept: set[str] = set()
+    # persistent tensors a view node aliases: weight name -> bytes, looked through by consumers
+    view_roots: dict[str, dict[str, int]] = {}
+    for node in ep.graph.nodes:
+        if node.op != "call_function":
+            continue
+        op_name, overload = op_key(node.target)
+        kind, role = classify(op_name, overload)
+        out_val = node.meta.get("val")
+        if role == "skip" or not _tensors(out_val):
+            continue
+        inputs = [a for a in node.all_input_nodes if a.op == "placeholder" or a.name in kept]
+        in_tensors = [t for a in inputs for t in _tensors(a.meta.get("val"))]
+        kind = _kind(node, op_name, kind, role, in_tensors)
+        weights: dict[str, int] = {}
+        for a in inputs:
+            if a.op == "placeholder" and a.name in persistent and _tensors(a.meta.get("val")):
+                weights[persistent[a.name]] = _dense_bytes(a.meta.get("val"))
+            weights.update(view_roots.get(a.name, {}))
+        free = kind == "view"
+        if free:
+            view_roots[node.name] = weights
+        reads_data = not free and role != "creation"
+        if not reads_data:
+            weights = {}
+        add_op(g, node.name, op=kind, target=str(node.target),
+               flop=0 if free else _flop(node, op_name, kind, role, in_tensors),
+               bytes_read=sum(_extent_bytes(t) for t in in_tensors) if reads_data else 0,
+               bytes_written=0 if free else _dense_bytes(out_val),
+               weights=weights,
+               dtype=None if kind in _NO_ARITHMETIC or role == "creation" else _compute_dtype(in_tensors, out_val),
+               shape=tuple(int(d) for d in _tensors(out_val)[0].shape), module=_module_path(node))
+        kept.add(node.name)
+        for a in inputs:
+            if a.op != "placeholder":
+                flowing = out_val if op_name == "getitem" else a.meta.get("val")
+                g.add_edge(a.name, node.name,
+                           bytes=sum(_extent_bytes(t) for t in _tensors(flowing)) if role != "creation" else 0)
+    return validate_graph(g)
+
+
+def _compute_dtype(in_tensors: list[Any], out_val: Any) -> str | None:
+    floats = [t for t in in_tensors if t.is_floating_point()]
+    return dtype_name(floats[0].dtype if floats else _tensors(out_val)[0].dtype)
