@@ -62,20 +62,21 @@ class MemoryTracker:
                 f"{self.capacity[memory]:.0f} in use, expected at most the capacity")
         self.used[memory] = used
         self.held[key] += nbytes
-        self._sample(now, memory)
+        samples = self.samples[memory]  # one sample per instant: the last change wins
+        if samples and samples[-1][0] == now:
+            samples[-1] = (now, used)
+        else:
+            samples.append((now, used))
 
     def free(self, now: float, memory: str, key: tuple[str, str]) -> None:
         nbytes = self.held.pop(key, 0.0)
         if nbytes > 0:
-            self.used[memory] -= nbytes
-            self._sample(now, memory)
-
-    def _sample(self, now: float, memory: str) -> None:
-        samples = self.samples[memory]
-        if samples and samples[-1][0] == now:
-            samples[-1] = (now, self.used[memory])
-        else:
-            samples.append((now, self.used[memory]))
+            used = self.used[memory] = self.used[memory] - nbytes
+            samples = self.samples[memory]
+            if samples and samples[-1][0] == now:
+                samples[-1] = (now, used)
+            else:
+                samples.append((now, used))
 
     def sorted_samples(self) -> list[tuple[float, str, float]]:
         """Every sample as (time, memory, bytes), by time then memory name."""
