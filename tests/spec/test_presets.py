@@ -302,6 +302,6 @@ def test_single_device_presets_have_no_host_and_no_links(presets):
 
 def test_cpu_generic_says_it_is_a_placeholder_for_calibration(presets):
     p = presets["cpu-generic"]
-    assert "hetsim calibrate" in p.description
-    assert any("hetsim calibrate" in a for a in p.assumptions)
+    assert "placeholder" in p.description and "measurements" in p.description
+    assert any("replaced by measurements" in a for a in p.assumptions)
     assert p.unit("cpu").kind == "cpu" and p.unit("cpu").vector_flop_per_s is None
