@@ -6,20 +6,22 @@ Two graphs, each scheduled by EFT, with memory tracking and power on:
   2048-token KV cache; step i+1 starts from step i's logits) on the gh200 preset — what a real run
   looks like: almost every op on the GPU, a few on the Grace CPU, transfers over NVLink-C2C.
 * ``transfer-heavy``: a synthetic chain of matmul/elementwise ops with residual fan-ins on a
-  two-unit platform whose CPU has the smaller per-op overhead, so EFT alternates units and about
-  80% of ops end in a transfer: the engine's worst case.
+  two-unit platform whose CPU has the smaller per-op overhead, so EFT alternates units and
+  about 80% of ops end in a transfer: the engine's worst case.
 
-Only the engine's ``run()`` is timed (planning included); the cost table and EFT are reported
-apart. The baseline is a SimPy process doing one ``env.timeout`` per op and nothing else: the
-floor any SimPy engine pays.
+Only the engine's ``run()`` is timed (planning included), as the median of ``--repeat`` runs;
+the cost table and EFT are reported apart. The baseline is a SimPy process doing one
+``env.timeout`` per op and nothing else: the floor any SimPy engine pays.
 
-Usage: python benchmarks/sim_speed.py [--steps N] [--ops N]
+Usage: python benchmarks/sim_speed.py [--steps N] [--ops N] [--repeat N]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import statistics
 import time
 
 import networkx as nx
@@ -86,22 +88,29 @@ def bare_simpy(n_ops: int, dt: float = 1e-6) -> float:
     return time.perf_counter() - t0
 
 
-def measure(label: str, g, platform) -> dict:
+def measure(label: str, g, platform, repeat: int) -> dict:
     n_ops = g.number_of_nodes()
     t0 = time.perf_counter()
     cost = CostModel(g, platform)
     schedule = get_scheduler("eft")(g, cost)
     t_sched = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    trace = run(g, schedule, cost)
-    t_sim = time.perf_counter() - t0
-    t_bare = bare_simpy(n_ops)
+    times, bare = [], []
+    trace = None
+    for _ in range(repeat):  # this machine's speed drifts by up to 2x: report the medians
+        del trace  # each run starts as a user's first would: no earlier trace alive, garbage collected
+        gc.collect()
+        t0 = time.perf_counter()
+        trace = run(g, schedule, cost)
+        times.append(time.perf_counter() - t0)
+        bare.append(bare_simpy(n_ops))
+    t_sim, t_bare = statistics.median(times), statistics.median(bare)
     out = {
         "graph": label,
         "ops": n_ops,
         "transfers": len(trace.transfers),
         "cost_and_schedule_s": round(t_sched, 3),
         "simulate_s": round(t_sim, 3),
+        "simulate_runs_s": [round(t, 3) for t in times],
         "sim_ops_per_s": round(n_ops / t_sim),
         "bare_simpy_ops_per_s": round(n_ops / t_bare),
         "ratio_to_bare_simpy": round(t_sim / t_bare, 2),
@@ -117,11 +126,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=80, help="decode steps of the llama-3-8b graph")
     parser.add_argument("--ops", type=int, default=100_000, help="ops of the transfer-heavy graph")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per graph; medians are reported")
     args = parser.parse_args()
     from hetsim.spec.loader import load_platform
 
-    measure("decode", decode_steps(args.steps), load_platform("gh200"))
-    measure("transfer-heavy", layered_graph(args.ops), platform_from_dict(PLATFORM))
+    measure("decode", decode_steps(args.steps), load_platform("gh200"), args.repeat)
+    measure("transfer-heavy", layered_graph(args.ops), platform_from_dict(PLATFORM), args.repeat)
 
 
 if __name__ == "__main__":

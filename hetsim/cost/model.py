@@ -60,6 +60,7 @@ class CostModel:
                                     f"op kind {data['op']!r} in dtype {data.get('dtype')!r}")
             costs[node] = row
         object.__setattr__(self, "_costs", costs)
+        object.__setattr__(self, "_unit_memory", {u.name: u.memory for u in units})
 
     def cost(self, op: str, unit: str) -> OpCost:
         """The full :class:`OpCost` of ``op`` on ``unit`` at the nominal power state."""
@@ -86,17 +87,17 @@ class CostModel:
 
     def transfer_time(self, nbytes: float, src_unit: str, dst_unit: str) -> float:
         """Seconds to move ``nbytes`` from ``src_unit``'s memory to ``dst_unit``'s (0 if shared)."""
-        p = self.platform
-        return p.route(p.unit(src_unit).memory, p.unit(dst_unit).memory).time_s(nbytes)
+        memory = self._unit_memory  # type: ignore[attr-defined]
+        return self.platform.route(memory[src_unit], memory[dst_unit]).time_s(nbytes)
 
     def comm_time(self, src_op: str, dst_op: str, src_unit: str, dst_unit: str) -> float:
         """Seconds the tensor on edge ``src_op -> dst_op`` takes between two units.
 
         Classic instances carry an explicit ``cost`` on the edge: paid only across units.
         """
-        data = self.graph.edges[src_op, dst_op]
         if src_unit == dst_unit:
             return 0.0
+        data = self.graph._adj[src_op][dst_op]  # the plain dict: schedulers call this per edge
         if "cost" in data:
             return float(data["cost"])
         return self.transfer_time(data["bytes"], src_unit, dst_unit)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 from collections import Counter
 from dataclasses import dataclass
+from operator import itemgetter
 
 import networkx as nx
 import simpy
@@ -59,7 +60,7 @@ class _Run:
         self.graph, self.schedule, self.cost, self.options = graph, schedule, cost, options
         self.platform = cost.platform
         unit_mem = {u.name: u.memory for u in self.platform.units}
-        self.unit_of = schedule.assignment
+        self.unit_of = dict(schedule.assignment)  # a plain dict reads faster than the mapping proxy
         self.mem_of = {op: unit_mem[u] for op, u in schedule.assignment.items()}
         # networkx's public views cost a Python call per access; the hot paths read the plain dicts
         self.succ, self.pred, self.nodes = graph._adj, graph._pred, graph._node
@@ -67,7 +68,7 @@ class _Run:
         self.waiting: dict[str, simpy.Event] = {}
         self.op_records: list[tuple] = []
         self.transfer_records: list[TransferRun] = []
-        self.power = {u.name: [(0.0, u.nominal.static_power_w)] for u in self.platform.units}
+        self.busy: dict[str, list[tuple[float, float, float]]] = {u.name: [] for u in self.platform.units}
         self.memory = MemoryTracker(self.platform) if options.track_memory else None
         self._plan_edges()
         if self.memory is not None:
@@ -138,18 +139,22 @@ class _Run:
             self.memory.allocate(0.0, memory, (name, memory), nbytes, name.removeprefix("weight:"))
 
     def _plan_unit(self, unit: str, ops: tuple[str, ...]) -> list[tuple]:
-        """(op, duration, busy power, state name, output bytes to allocate) for each op in order."""
+        """Per op, in order: (op, duration, busy power, state name, output bytes to allocate, flop,
+        bytes moved, local consumers, transfers, copies released)."""
         spec = self.platform.unit(unit)
         states, cost, nodes = self.schedule.power_state, self.cost, self.nodes
         root = getattr(self, "root", {})
+        local, remote, releases = self.local, self.remote, self.releases
         plan = []
         for op in ops:
-            name = states.get(op)
+            name = states.get(op) if states else None
             c = cost.op_cost_at(op, unit, name)
             state = spec.state(name)
             watts = state.static_power_w + state.dynamic_power_w * c.activity
-            alloc = nodes[op]["bytes_written"] if root.get(op) == op else 0
-            plan.append((op, c.total_s, watts, state.name, alloc))
+            data = nodes[op]
+            alloc = data["bytes_written"] if root.get(op) == op else 0
+            plan.append((op, c.total_s, watts, state.name, alloc, data["flop"],
+                         data["bytes_read"] + data["bytes_written"], local[op], remote[op], releases[op]))
         return plan
 
     # -- execution -------------------------------------------------------------------------
@@ -157,11 +162,11 @@ class _Run:
         """Run ``unit``'s ops in order; on each finish, notify consumers and start transfers."""
         env, pending, waiting, records = self.env, self.pending, self.waiting, self.op_records
         memory, mem = self.memory, self.platform.unit(unit).memory
-        local, remote, releases, readers = self.local, self.remote, self.releases, self.readers
-        samples = self.power[unit]
-        idle = self.platform.unit(unit).nominal.static_power_w
-        set_power, start_transfer = self._set_power, self._start_transfer
-        for op, duration, watts, state, alloc in plan:
+        readers = self.readers
+        busy = self.busy[unit]
+        start_transfer = self._start_transfer
+        new_record = tuple.__new__
+        for op, duration, watts, state, alloc, flop, moved, local, remote, releases in plan:
             if pending[op]:
                 event = waiting[op] = env.event()
                 yield event
@@ -169,38 +174,47 @@ class _Run:
             if alloc and memory is not None:
                 memory.allocate(start, mem, (op, mem), alloc, op)
             if duration > 0:
-                set_power(samples, start, watts)
                 yield env.timeout(duration)
                 now = env.now
-                set_power(samples, now, idle)
+                busy.append((start, now, watts))
             else:
                 now = start
-            records.append((start, unit, op, now, state))
+            records.append(new_record(OpRun, (op, unit, start, now, state, flop, moved)))
             if memory is not None:
-                for key in releases[op]:
+                for key in releases:
                     readers[key] -= 1
                     if not readers[key]:
                         memory.free(now, key[1], key)
-            for succ in local[op]:
+            for succ in local:
                 pending[succ] -= 1
                 if not pending[succ]:
                     event = waiting.pop(succ, None)
                     if event is not None:
                         event.succeed()
-            for transfer in remote[op]:
+            for transfer in remote:
                 start_transfer(op, now, *transfer)
 
-    @staticmethod
-    def _set_power(samples: list[tuple[float, float]], now: float, watts: float) -> None:
-        last_t, last_w = samples[-1]
-        if last_w == watts:
-            return
-        if last_t == now:
-            samples[-1] = (now, watts)
-            if len(samples) > 1 and samples[-2][1] == watts:
-                samples.pop()
-        else:
-            samples.append((now, watts))
+    def _power_samples(self, unit: str) -> list[tuple[float, str, float]]:
+        """The unit's power over time from its busy intervals: one sample per change of power.
+
+        Power steps to the op's busy power at its start and back to idle at its end; at an instant
+        where one op ends and the next starts, only the last value is kept.
+        """
+        idle = self.platform.unit(unit).nominal.static_power_w
+        times, watts = [0.0], [idle]
+        for start, end, busy_w in self.busy[unit]:
+            for t, w in ((start, busy_w), (end, idle)):
+                if watts[-1] == w:
+                    continue
+                if times[-1] == t:
+                    watts[-1] = w
+                    if len(watts) > 1 and watts[-2] == w:
+                        times.pop()
+                        watts.pop()
+                else:
+                    times.append(t)
+                    watts.append(w)
+        return [(t, unit, w) for t, w in zip(times, watts, strict=True)]
 
     def _arrive(self, op: str) -> None:
         self.pending[op] -= 1
@@ -240,17 +254,14 @@ class _Run:
         return self._trace()
 
     def _trace(self) -> Trace:
-        nodes = self.nodes
-        self.op_records.sort()
-        ops = tuple(OpRun(op, unit, start, end, state, nodes[op]["flop"],
-                          nodes[op]["bytes_read"] + nodes[op]["bytes_written"])
-                    for start, unit, op, end, state in self.op_records)
-        power = sorted((t, u, w) for u, s in self.power.items() for t, w in s)
+        self.op_records.sort(key=itemgetter(2, 1, 0))  # start, unit, op
+        power = sorted(sample for unit in self.busy for sample in self._power_samples(unit))
         memory = self.memory.sorted_samples() if self.memory else []
-        self.transfer_records.sort(key=lambda r: (r.start_s, r.src_op, r.dst_op))
-        return Trace(self.platform.name, self.graph.graph.get("name", ""), self.env.now, ops,
-                     tuple(self.transfer_records), tuple(PowerSample._make(p) for p in power),
-                     tuple(MemorySample._make(m) for m in memory))
+        self.transfer_records.sort(key=itemgetter(5, 0, 1))  # start, src_op, dst_op
+        new = tuple.__new__
+        return Trace(self.platform.name, self.graph.graph.get("name", ""), self.env.now, tuple(self.op_records),
+                     tuple(self.transfer_records), tuple([new(PowerSample, p) for p in power]),
+                     tuple([new(MemorySample, m) for m in memory]))
 
 
 def run(graph: nx.DiGraph, schedule: Schedule, cost: CostModel, options: SimOptions | None = None) -> Trace:

@@ -157,3 +157,19 @@ def test_simulation_reproduces_the_predicted_schedule_without_contention(case):
         assert r.start_s == pytest.approx(schedule.start[r.op], rel=1e-12, abs=1e-12)
     again = run(g, schedule, CostModel(g, platform))
     assert again == trace  # deterministic
+
+
+def test_power_steps_with_each_op_and_energy_integrates_it(two_units):
+    from hetsim.report.metrics import energy_j, unit_energy_j
+
+    g = new_graph("pair")
+    add_op(g, "a1", cost={"u0": 1.0, "u1": 1.0})
+    add_op(g, "a2", cost={"u0": 0.5, "u1": 1.0})
+    add_op(g, "b", cost={"u0": 2.0, "u1": 2.0})
+    g.add_edge("a1", "a2", bytes=0)
+    _, trace = simulate_assigned(g, two_units, {"a1": "u0", "a2": "u0", "b": "u1"})
+    # explicit costs count as fully busy: 10 W static + 90 W dynamic; back-to-back ops merge
+    assert [(s.time_s, s.unit, s.power_w) for s in trace.power] == [
+        (0.0, "u0", 100.0), (0.0, "u1", 100.0), (1.5, "u0", 10.0), (2.0, "u1", 10.0)]
+    assert unit_energy_j(trace, two_units) == pytest.approx({"u0": 155.0, "u1": 200.0})
+    assert energy_j(trace, two_units) == pytest.approx(355.0)
