@@ -74,7 +74,7 @@ def test_write_chrome_trace_and_outputs(tmp_path, tiny_prefill):
 
 def test_bad_inputs_to_simulate():
     graph = hetsim.model_graph("gpt2-tiny", phase="prefill", batch=1, seq_len=8)
-    with pytest.raises(hetsim.HetsimError, match="sim.colour: unknown option"):
+    with pytest.raises(hetsim.HetsimError, match=r"sim\.colour: unknown option"):
         hetsim.simulate(graph, "h100-sxm", sim={"colour": "red"})
     with pytest.raises(hetsim.HetsimError, match=r"platform: got 'h1000'"):
         hetsim.simulate(graph, "h1000")

@@ -1,0 +1,52 @@
+"""Op time = overhead + max(compute, memory), by hand, on a unit with round numbers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from hetsim.cost.roofline import op_cost
+from hetsim.spec.types import ComputeUnit, Memory, PowerState
+
+NOMINAL = PowerState("p0", 2e9, 1.0, 50.0, 450.0)
+HALF = PowerState("p1", 1e9, 0.8, 40.0, 180.0)
+GPU = ComputeUnit("gpu", "gpu", "hbm", {"bf16": 1e15, "fp32": 5e13}, 2e9, (NOMINAL, HALF), vector_flop_per_s=5e13,
+                  compute_efficiency={"default": 0.5, "matmul": 0.8}, overhead_s=5e-6)
+NPU = ComputeUnit("npu", "npu", "hbm", {"fp16": 4e13}, 2e9, (NOMINAL,), op_kinds=frozenset({"matmul"}))
+HBM = Memory("hbm", "hbm", 80e9, 2e12, efficiency=0.5)  # 1 TB/s achievable
+
+
+def op(kind: str, flop: float = 0, read: float = 0, written: float = 0, dtype: str | None = "bf16", **extra):
+    return {"op": kind, "flop": flop, "bytes_read": read, "bytes_written": written, "dtype": dtype, **extra}
+
+
+def test_compute_bound_matmul_uses_the_matrix_peak_and_its_efficiency():
+    c = op_cost(op("matmul", flop=8e12, read=1e9), GPU, HBM)  # 8e12 / (1e15 * 0.8) = 10 ms; memory 1 ms
+    assert (c.compute_s, c.memory_s, c.total_s) == pytest.approx((0.01, 0.001, 0.01 + 5e-6))
+    assert c.activity == pytest.approx(0.01 / (0.01 + 5e-6))
+
+
+def test_memory_bound_elementwise_uses_achievable_bandwidth_and_the_vector_rate():
+    c = op_cost(op("elementwise", flop=1e9, read=2e9, written=2e9), GPU, HBM)  # 4 ms of memory
+    assert c.compute_s == pytest.approx(1e9 / (5e13 * 0.5))
+    assert c.total_s == pytest.approx(4e-3 + 5e-6)
+
+
+def test_lower_clock_slows_compute_but_not_memory():
+    mm = op("matmul", flop=8e12)
+    assert op_cost(mm, GPU, HBM, HALF).compute_s == pytest.approx(2 * op_cost(mm, GPU, HBM).compute_s)
+    copy = op("copy", read=1e9, written=1e9, dtype=None)
+    assert op_cost(copy, GPU, HBM, HALF).total_s == op_cost(copy, GPU, HBM).total_s
+
+
+def test_views_are_free_and_explicit_costs_win():
+    assert op_cost(op("view", read=1e9), GPU, HBM).total_s == 0.0
+    assert op_cost(op("matmul", flop=1e15, cost={"gpu": 3.0}), GPU, HBM).total_s == 3.0
+    assert math.isinf(op_cost(op("matmul", cost={"cpu": 3.0}), GPU, HBM).total_s)
+
+
+def test_units_refuse_op_kinds_and_dtypes_they_lack():
+    assert math.isinf(op_cost(op("softmax", flop=10, dtype="fp16"), NPU, HBM).total_s)
+    assert math.isinf(op_cost(op("matmul", flop=10, dtype="bf16"), NPU, HBM).total_s)
+    assert op_cost(op("matmul", flop=4e13, dtype="fp16"), NPU, HBM).total_s == pytest.approx(1.0)
