@@ -115,8 +115,20 @@ class ComputeUnit:
         return self.compute_efficiency.get(op_kind, self.compute_efficiency["default"])
 
 
+class _Bandwidth:
+    """Shared by memories and links: a peak bandwidth and the fraction of it that is achievable."""
+
+    bandwidth_bytes_per_s: float
+    efficiency: float
+
+    @property
+    def effective_bandwidth_bytes_per_s(self) -> float:
+        """Bandwidth an op or a transfer can actually get: peak × efficiency."""
+        return self.bandwidth_bytes_per_s * self.efficiency
+
+
 @dataclass(frozen=True)
-class Memory:
+class Memory(_Bandwidth):
     """A memory that holds tensors: HBM, DRAM, a shared SoC LPDDR, an SRAM.
 
     ``efficiency`` is the achievable fraction of ``bandwidth_bytes_per_s`` (STREAM-like).
@@ -131,14 +143,9 @@ class Memory:
     energy_per_byte_j: float = 0.0
     source: str = ""
 
-    @property
-    def effective_bandwidth_bytes_per_s(self) -> float:
-        """Bandwidth an op can actually get: peak × efficiency."""
-        return self.bandwidth_bytes_per_s * self.efficiency
-
 
 @dataclass(frozen=True)
-class Link:
+class Link(_Bandwidth):
     """A connection between two endpoints (memories or switches).
 
     ``bandwidth_bytes_per_s`` is per direction; a duplex link carries that much each way at once.
@@ -153,11 +160,6 @@ class Link:
     efficiency: float = 1.0
     energy_per_byte_j: float = 0.0
     source: str = ""
-
-    @property
-    def effective_bandwidth_bytes_per_s(self) -> float:
-        """Bandwidth a transfer can actually get: peak × efficiency."""
-        return self.bandwidth_bytes_per_s * self.efficiency
 
 
 @dataclass(frozen=True)
