@@ -3,7 +3,13 @@
 Compute time is ``flop / (peak[dtype] · efficiency[op kind] · f / f_ref)``: it scales with the
 unit's clock. Memory time is ``(bytes_read + bytes_written) / (bandwidth · efficiency)``: memory
 clocks are not scaled, so it does not. Ops carrying an explicit ``cost`` mapping take exactly that
-many seconds on the units it names and cannot run elsewhere. View ops alias storage and are free.
+many seconds on the units it names and cannot run elsewhere. View ops alias storage and are free,
+unless the unit gives views an overhead (eager dispatch, measured by calibration).
+
+A unit calibrated on real measurements carries a :class:`~hetsim.spec.types.Curve` per op kind
+(and dtype): the op then takes ``overhead + size / curve.rate(size)``, where size is its FLOPs
+(rate scaled with the clock) or its bytes moved — the measured rate already holds whatever
+mixture of compute and memory time that kind shows on that unit.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hetsim.graph.schema import FREE_OPS
-from hetsim.spec.types import MATRIX_OPS, ComputeUnit, Memory, PowerState
+from hetsim.spec.types import MATRIX_OPS, ComputeUnit, Curve, Memory, PowerState
 
 
 @dataclass(frozen=True)
@@ -86,9 +92,14 @@ def op_cost(op: Mapping, unit: ComputeUnit, memory: Memory, state: PowerState | 
         return IMPOSSIBLE if seconds is None else OpCost(float(seconds), float(seconds), 0.0, 0.0)
     kind = op["op"]
     if kind in FREE_OPS:
-        return FREE
+        overhead = unit.overheads.get(kind, 0.0)
+        return FREE if not overhead else OpCost(overhead, 0.0, 0.0, overhead)
     if unit.op_kinds is not None and kind not in unit.op_kinds:
         return IMPOSSIBLE
+    overhead = unit.overhead(kind)
+    curve = unit.curve(kind, op.get("dtype"))
+    if curve is not None:
+        return _measured(op, unit, curve, overhead, state)
     flop = op.get("flop", 0)
     compute_s = 0.0
     if flop:
@@ -101,4 +112,16 @@ def op_cost(op: Mapping, unit: ComputeUnit, memory: Memory, state: PowerState | 
     memory_s = moved / memory.effective_bandwidth_bytes_per_s if moved else 0.0
     if moved:
         memory_s += memory.latency_s
-    return OpCost(unit.overhead_s + max(compute_s, memory_s), compute_s, memory_s, unit.overhead_s)
+    return OpCost(overhead + max(compute_s, memory_s), compute_s, memory_s, overhead)
+
+
+def _measured(op: Mapping, unit: ComputeUnit, curve: Curve, overhead: float, state: PowerState | None) -> OpCost:
+    """Op time from a calibrated curve: overhead + size / rate(size)."""
+    if curve.x == "flop":
+        flop = op.get("flop", 0)
+        freq = (state or unit.nominal).freq_hz
+        compute_s = flop / (curve.rate(flop) * freq / unit.ref_freq_hz) if flop else 0.0
+        return OpCost(overhead + compute_s, compute_s, 0.0, overhead)
+    moved = op.get("bytes_read", 0) + op.get("bytes_written", 0)
+    memory_s = moved / curve.rate(moved) if moved else 0.0
+    return OpCost(overhead + memory_s, 0.0, memory_s, overhead)

@@ -22,25 +22,31 @@ The YAML schema (every quantity may be a unit string such as ``"3.35 TB/s"``)::
         efficiency: {default: 0.8}  # or one number
         overhead: 4 us
         ops: [matmul, ...]          # optional, all op kinds when absent
+        overheads: {view: 1 us}     # optional per-op-kind overheads (calibrated profiles)
+        curves:                     # optional measured throughput per kind or kind:dtype
+          matmul:fp32: {x: flop, points: [[1.0e6, 20 GFLOP/s], [1.0e9, 110 GFLOP/s]]}
+          elementwise: {x: bytes, points: [[4 kB, 2 GB/s], [400 MB, 9 GB/s]]}
         power_states:
           - {name: p0, freq: 1830 MHz, voltage: 1.0 V, static_power: 75 W, dynamic_power: 625 W}
         source: ...
     links:
       - {name: c2c, a: lpddr5x, b: hbm3, bandwidth: 450 GB/s, latency: 1 us, duplex: true,
          efficiency: 0.9, energy_per_byte: 10 pJ/B, source: ...}
+    manifest: {device: ..., torch: ..., threads: 1, date: ...}   # calibrated profiles only
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from hetsim.errors import SpecError
-from hetsim.spec.types import ComputeUnit, Link, Memory, Platform, PowerState, _frozen
+from hetsim.spec.types import ComputeUnit, Curve, Link, Memory, Platform, PowerState, _frozen
 from hetsim.units import parse_positive
 
 _PRESET_PACKAGE = "hetsim.spec.presets"
@@ -174,7 +180,7 @@ def _power_state(data: Any, where: str) -> PowerState:
 
 def _unit(data: Any, i: int, memories: set[str]) -> ComputeUnit:
     f = _Fields(data, f"units[{i}]", {"name", "kind", "memory", "peak", "vector_peak", "ref_freq", "efficiency",
-                                       "overhead", "ops", "power_states", "source"})
+                                       "overhead", "overheads", "curves", "ops", "power_states", "source"})
     name = f.text("name")
     f.where = f"units.{name}"
     memory = f.text("memory")
@@ -208,8 +214,52 @@ def _unit(data: Any, i: int, memories: set[str]) -> ComputeUnit:
         compute_efficiency=_frozen(efficiency),
         overhead_s=f.quantity("overhead", "time", 0.0, allow_zero=True),
         op_kinds=None if ops is None else frozenset(ops),
+        overheads=_frozen(_overheads(data.get("overheads"), f.name("overheads"))),
+        curves=_frozen(_curves(data.get("curves"), f.name("curves"))),
         source=str(data.get("source", "")),
     )
+
+
+def _overheads(raw: Any, where: str) -> dict[str, float]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"{where}: got {raw!r}, expected a mapping op kind -> time")
+    return {str(k): parse_positive(v, "time", f"{where}.{k}", allow_zero=True) for k, v in raw.items()}
+
+
+#: what a curve's size counts, and the dimension of its rate
+_CURVE_X = {"flop": "flop_rate", "bytes": "bandwidth"}
+
+
+def _curves(raw: Any, where: str) -> dict[str, Curve]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"{where}: got {raw!r}, expected a mapping op kind -> {{x, points}}")
+    curves = {}
+    for key, spec in raw.items():
+        name = f"{where}.{key}"
+        if not isinstance(spec, Mapping) or spec.get("x") not in _CURVE_X:
+            raise SpecError(f"{name}: got {spec!r}, expected {{x: flop or bytes, points: [[size, rate], ...]}}")
+        points = spec.get("points")
+        if not isinstance(points, list) or not points or not all(isinstance(p, list) and len(p) == 2 for p in points):
+            raise SpecError(f"{name}.points: got {points!r}, expected a non-empty list of [size, rate] pairs")
+        size_dim = "bytes" if spec["x"] == "bytes" else None  # a FLOP count is a bare number
+        sizes = [parse_positive(size, size_dim, f"{name}.points[{j}][0]") if size_dim
+                 else _positive_number(size, f"{name}.points[{j}][0]") for j, (size, _) in enumerate(points)]
+        rates = [parse_positive(rate, _CURVE_X[spec["x"]], f"{name}.points[{j}][1]")
+                 for j, (_, rate) in enumerate(points)]
+        if any(b <= a for a, b in pairwise(sizes)):
+            raise SpecError(f"{name}.points: got sizes {sizes!r}, expected strictly increasing sizes")
+        curves[str(key)] = Curve(spec["x"], tuple(sizes), tuple(rates))
+    return curves
+
+
+def _positive_number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise SpecError(f"{where}: got {value!r}, expected a positive number")
+    return float(value)
 
 
 def _link(data: Any, i: int, nodes: set[str]) -> Link:
@@ -267,7 +317,7 @@ def platform_from_dict(data: Any) -> Platform:
         One line naming the first bad field.
     """
     f = _Fields(data, "platform", {"name", "description", "source", "sources", "assumptions", "power_budget",
-                                    "switches", "memories", "units", "links"})
+                                    "switches", "memories", "units", "links", "manifest"})
     memories = tuple(_memory(m, i) for i, m in enumerate(_list(data, "memories", True)))
     _unique([m.name for m in memories], "platform.memories")
     switches = tuple(str(s) for s in _list(data, "switches", False))
@@ -295,9 +345,18 @@ def platform_from_dict(data: Any) -> Platform:
         source=str(data.get("source", "")),
         sources=_frozen({str(k): str(v) for k, v in sources.items()}),
         assumptions=tuple(str(a) for a in assumptions),
+        manifest=_frozen(_manifest(data.get("manifest"))),
     )
     _check_connected(platform)
     return platform
+
+
+def _manifest(raw: Any) -> dict:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"platform.manifest: got {raw!r}, expected a mapping (device, torch, threads, date, ...)")
+    return dict(raw)
 
 
 def _check_connected(platform: Platform) -> None:

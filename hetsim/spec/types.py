@@ -6,6 +6,8 @@ All fields are SI floats and their names carry the unit. Values are checked once
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -52,6 +54,38 @@ class PowerState:
 
 
 @dataclass(frozen=True)
+class Curve:
+    """Achieved throughput of one op kind as a function of its size, measured by calibration.
+
+    ``x`` says what the size is: ``"flop"`` (the rate is FLOP/s, at the unit's reference clock)
+    or ``"bytes"`` (bytes read + written; the rate is bytes/s). Between measured sizes the rate
+    is interpolated linearly in log(size)–log(rate); outside them it is held at the end values.
+
+    Examples
+    --------
+    >>> c = Curve("flop", (1e6, 1e8), (1e9, 1e11))
+    >>> round(c.rate(1e7)), c.rate(1e3), c.rate(1e12)
+    (10000000000, 1000000000.0, 100000000000.0)
+    """
+
+    x: str
+    sizes: tuple[float, ...]
+    rates: tuple[float, ...]
+
+    def rate(self, size: float) -> float:
+        """Interpolated rate at ``size``."""
+        sizes, rates = self.sizes, self.rates
+        if size <= sizes[0]:
+            return rates[0]
+        if size >= sizes[-1]:
+            return rates[-1]
+        hi = bisect.bisect_right(sizes, size)
+        lo = hi - 1
+        t = (math.log(size) - math.log(sizes[lo])) / (math.log(sizes[hi]) - math.log(sizes[lo]))
+        return math.exp(math.log(rates[lo]) + t * (math.log(rates[hi]) - math.log(rates[lo])))
+
+
+@dataclass(frozen=True)
 class ComputeUnit:
     """A core or device that executes ops: a CPU cluster, a GPU, a TPU chip, an NPU.
 
@@ -75,6 +109,12 @@ class ComputeUnit:
         Operating points, fastest first; the first is the nominal state.
     op_kinds : frozenset of str or None
         Op kinds this unit can run; ``None`` means all.
+    overheads : Mapping[str, float]
+        Fixed cost per op kind where it differs from ``overhead_s`` (a ``"view"`` entry makes
+        views cost that much, e.g. eager dispatch on a CPU; without one views are free).
+    curves : Mapping[str, Curve]
+        Measured throughput per ``"kind"`` or ``"kind:dtype"``; an op with a curve takes
+        ``overhead + size / curve.rate(size)`` instead of the roofline.
     """
 
     name: str
@@ -87,7 +127,19 @@ class ComputeUnit:
     compute_efficiency: Mapping[str, float] = field(default_factory=lambda: _frozen({"default": 1.0}))
     overhead_s: float = 0.0
     op_kinds: frozenset[str] | None = None
+    overheads: Mapping[str, float] = field(default_factory=lambda: _frozen({}))
+    curves: Mapping[str, Curve] = field(default_factory=lambda: _frozen({}))
     source: str = ""
+
+    def overhead(self, op_kind: str) -> float:
+        """Fixed cost of one op of ``op_kind``."""
+        return self.overheads.get(op_kind, self.overhead_s)
+
+    def curve(self, op_kind: str, dtype: str | None) -> Curve | None:
+        """The measured curve for ``op_kind`` in ``dtype`` (or for the kind in any dtype)."""
+        if not self.curves:
+            return None
+        return self.curves.get(f"{op_kind}:{dtype}") or self.curves.get(op_kind)
 
     @property
     def nominal(self) -> PowerState:
@@ -219,6 +271,7 @@ class Platform:
     source: str = ""
     sources: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
     assumptions: tuple[str, ...] = ()
+    manifest: Mapping[str, object] = field(default_factory=lambda: _frozen({}))
 
     @cached_property
     def _units(self) -> Mapping[str, ComputeUnit]:

@@ -50,3 +50,22 @@ def test_units_refuse_op_kinds_and_dtypes_they_lack():
     assert math.isinf(op_cost(op("softmax", flop=10, dtype="fp16"), NPU, HBM).total_s)
     assert math.isinf(op_cost(op("matmul", flop=10, dtype="bf16"), NPU, HBM).total_s)
     assert op_cost(op("matmul", flop=4e13, dtype="fp16"), NPU, HBM).total_s == pytest.approx(1.0)
+
+
+def test_calibrated_curves_and_per_kind_overheads_replace_the_roofline():
+    from hetsim.spec.types import Curve
+
+    cpu = ComputeUnit("cpu", "cpu", "hbm", {"fp32": 1e12}, 2e9, (NOMINAL, HALF), overhead_s=4e-6,
+                      overheads={"view": 1e-6, "matmul": 10e-6},
+                      curves={"matmul:fp32": Curve("flop", (1e6, 1e10), (1e9, 1e11)),
+                              "elementwise": Curve("bytes", (1e3, 1e9), (1e9, 1e10))})
+    mm = op("matmul", flop=1e8, read=1e9, dtype="fp32")  # rate 1e10 at 1e8 FLOP (log-log midpoint)
+    assert op_cost(mm, cpu, HBM).total_s == pytest.approx(10e-6 + 1e8 / 1e10)
+    assert op_cost(mm, cpu, HBM, HALF).compute_s == pytest.approx(2 * 1e8 / 1e10)  # FLOP curves follow the clock
+    ew = op("elementwise", flop=1, read=5e8, written=5e8)  # 1e9 bytes at 1e10 B/s
+    assert op_cost(ew, cpu, HBM).total_s == pytest.approx(4e-6 + 0.1)
+    assert op_cost(ew, cpu, HBM, HALF).total_s == op_cost(ew, cpu, HBM).total_s  # bytes curves do not
+    assert op_cost(op("view"), cpu, HBM).total_s == 1e-6
+    # no curve for bf16 matmul: the roofline with the unit's peak applies
+    assert op_cost(op("matmul", flop=1e9, dtype="fp32"), cpu, HBM).total_s > 0
+    assert math.isinf(op_cost(op("matmul", flop=1e9, dtype="bf16"), cpu, HBM).total_s)
