@@ -96,8 +96,9 @@ def op_cost(op: Mapping, unit: ComputeUnit, memory: Memory, state: PowerState | 
         return FREE if not overhead else OpCost(overhead, 0.0, 0.0, overhead)
     if unit.op_kinds is not None and kind not in unit.op_kinds:
         return IMPOSSIBLE
-    overhead = unit.overhead(kind)
-    curve = unit.curve(kind, op.get("dtype"))
+    target = op.get("target", "")
+    overhead = unit.overhead(kind, target)
+    curve = unit.curve(kind, op.get("dtype"), target)
     if curve is not None:
         return _measured(op, unit, curve, overhead, state)
     flop = op.get("flop", 0)

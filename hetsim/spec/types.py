@@ -113,8 +113,8 @@ class ComputeUnit:
         Fixed cost per op kind where it differs from ``overhead_s`` (a ``"view"`` entry makes
         views cost that much, e.g. eager dispatch on a CPU; without one views are free).
     curves : Mapping[str, Curve]
-        Measured throughput per ``"kind"`` or ``"kind:dtype"``; an op with a curve takes
-        ``overhead + size / curve.rate(size)`` instead of the roofline.
+        Measured throughput per ATen target or op kind, optionally per dtype (see :meth:`curve`);
+        an op with a curve takes ``overhead + size / curve.rate(size)`` instead of the roofline.
     """
 
     name: str
@@ -131,15 +131,24 @@ class ComputeUnit:
     curves: Mapping[str, Curve] = field(default_factory=lambda: _frozen({}))
     source: str = ""
 
-    def overhead(self, op_kind: str) -> float:
-        """Fixed cost of one op of ``op_kind``."""
-        return self.overheads.get(op_kind, self.overhead_s)
+    def overhead(self, op_kind: str, target: str = "") -> float:
+        """Fixed cost of one op: its ATen target's, else its kind's, else the unit's overhead."""
+        overheads = self.overheads
+        if target in overheads:
+            return overheads[target]
+        return overheads.get(op_kind, self.overhead_s)
 
-    def curve(self, op_kind: str, dtype: str | None) -> Curve | None:
-        """The measured curve for ``op_kind`` in ``dtype`` (or for the kind in any dtype)."""
-        if not self.curves:
+    def curve(self, op_kind: str, dtype: str | None, target: str = "") -> Curve | None:
+        """The measured curve for an op, most specific first: its ATen target in its dtype
+        (``"aten.gelu.default:fp32"``), the target, the kind in the dtype (``"matmul:fp32"``),
+        the kind."""
+        curves = self.curves
+        if not curves:
             return None
-        return self.curves.get(f"{op_kind}:{dtype}") or self.curves.get(op_kind)
+        for key in (f"{target}:{dtype}", target, f"{op_kind}:{dtype}", op_kind):
+            if key in curves:
+                return curves[key]
+        return None
 
     @property
     def nominal(self) -> PowerState:

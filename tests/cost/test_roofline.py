@@ -69,3 +69,15 @@ def test_calibrated_curves_and_per_kind_overheads_replace_the_roofline():
     # no curve for bf16 matmul: the roofline with the unit's peak applies
     assert op_cost(op("matmul", flop=1e9, dtype="fp32"), cpu, HBM).total_s > 0
     assert math.isinf(op_cost(op("matmul", flop=1e9, dtype="bf16"), cpu, HBM).total_s)
+
+
+def test_a_target_curve_wins_over_its_kind():
+    from hetsim.spec.types import Curve
+
+    cpu = ComputeUnit("cpu", "cpu", "hbm", {"fp32": 1e12}, 2e9, (NOMINAL,), overheads={"aten.gelu.default": 2e-6},
+                      curves={"elementwise": Curve("bytes", (1.0,), (1e10,)),
+                              "aten.gelu.default:fp32": Curve("bytes", (1.0,), (2e9,))})
+    gelu = op("elementwise", read=1e9, written=1e9, dtype="fp32", target="aten.gelu.default")
+    add = op("elementwise", read=1e9, written=1e9, dtype="fp32", target="aten.add.Tensor")
+    assert op_cost(gelu, cpu, HBM).total_s == pytest.approx(2e-6 + 1.0)
+    assert op_cost(add, cpu, HBM).total_s == pytest.approx(0.2)
