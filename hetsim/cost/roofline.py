@@ -100,7 +100,7 @@ def op_cost(op: Mapping, unit: ComputeUnit, memory: Memory, state: PowerState | 
     overhead = unit.overhead(kind, target)
     curve = unit.curve(kind, op.get("dtype"), target)
     if curve is not None:
-        return _measured(op, unit, curve, overhead, state)
+        return _measured(op, unit, memory, curve, overhead, state)
     flop = op.get("flop", 0)
     compute_s = 0.0
     if flop:
@@ -116,13 +116,20 @@ def op_cost(op: Mapping, unit: ComputeUnit, memory: Memory, state: PowerState | 
     return OpCost(overhead + max(compute_s, memory_s), compute_s, memory_s, overhead)
 
 
-def _measured(op: Mapping, unit: ComputeUnit, curve: Curve, overhead: float, state: PowerState | None) -> OpCost:
-    """Op time from a calibrated curve: overhead + size / rate(size)."""
+def _measured(op: Mapping, unit: ComputeUnit, memory: Memory, curve: Curve, overhead: float,
+              state: PowerState | None) -> OpCost:
+    """Op time from a calibrated curve: overhead + size / rate(size).
+
+    A FLOP curve is measured on calls that reuse their operands (many rows per weight); a thin
+    call such as a decode step's matrix-vector product streams its operands instead, so its time
+    is bounded below by bytes moved / the memory's achievable bandwidth.
+    """
+    moved = op.get("bytes_read", 0) + op.get("bytes_written", 0)
     if curve.x == "flop":
         flop = op.get("flop", 0)
         freq = (state or unit.nominal).freq_hz
         compute_s = flop / (curve.rate(flop) * freq / unit.ref_freq_hz) if flop else 0.0
-        return OpCost(overhead + compute_s, compute_s, 0.0, overhead)
-    moved = op.get("bytes_read", 0) + op.get("bytes_written", 0)
+        memory_s = moved / memory.effective_bandwidth_bytes_per_s if moved else 0.0
+        return OpCost(overhead + max(compute_s, memory_s), compute_s, memory_s, overhead)
     memory_s = moved / curve.rate(moved) if moved else 0.0
     return OpCost(overhead + memory_s, 0.0, memory_s, overhead)

@@ -10,12 +10,14 @@ Every ``call_function`` node of the exported graph becomes one op, named after t
 (``linear_3``, ``scaled_dot_product_attention``); export's metadata asserts are dropped. Per op:
 
 ``op``, ``target``
-    the kind from :mod:`hetsim.graph.aten_kinds` and the ATen op (``aten.linear.default``).
+    the kind from :mod:`hetsim.graph.aten_kinds` and the ATen op (``aten.linear.default``; a
+    kernel chosen by an argument gets a suffix: ``aten.gelu.default[approximate=tanh]``).
 ``flop``
     see :mod:`hetsim.graph.capture_flops`; matrix kinds match ``FlopCounterMode``.
 ``bytes_read``
     the distinct bytes of the input tensors, weights and graph inputs included (a broadcast,
-    stride-0 dimension counts once); 0 for views and creation ops.
+    stride-0 dimension counts once); 0 for views and creation ops; an embedding reads its
+    indices and the rows it gathers, not its whole table.
 ``bytes_written``
     the bytes of the outputs; 0 for views.
 ``weights``
@@ -313,9 +315,9 @@ def capture(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = 
         reads_data = not free and role != "creation"
         if not reads_data:
             weights = {}
-        add_op(g, node.name, op=kind, target=str(node.target),
+        add_op(g, node.name, op=kind, target=_target(node),
                flop=0 if free else _flop(node, op_name, kind, role, in_tensors),
-               bytes_read=sum(_extent_bytes(t) for t in in_tensors) if reads_data else 0,
+               bytes_read=_bytes_read(kind, in_tensors, out_val) if reads_data else 0,
                bytes_written=0 if free else _dense_bytes(out_val),
                weights=weights,
                dtype=None if kind in _NO_ARITHMETIC or role == "creation" else _compute_dtype(in_tensors, out_val),
@@ -327,6 +329,33 @@ def capture(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = 
                 g.add_edge(a.name, node.name,
                            bytes=sum(_extent_bytes(t) for t in _tensors(flowing)) if role != "creation" else 0)
     return validate_graph(g)
+
+
+#: keyword arguments that select a different kernel of one ATen op (and run at another speed)
+_VARIANT_KWARGS = {"gelu": ("approximate", "none")}
+
+
+def _target(node: Any) -> str:
+    """The ATen target, with a ``[kwarg=value]`` suffix for kernels chosen by an argument.
+
+    ``aten.gelu.default[approximate=tanh]`` runs tanh-GELU, about 3x slower than erf-GELU on a
+    CPU; calibrated profiles measure the variants apart.
+    """
+    target = str(node.target)
+    op_name, _ = op_key(node.target)
+    variant = _VARIANT_KWARGS.get(op_name)
+    if variant is not None:
+        value = node.kwargs.get(variant[0], variant[1])
+        if value != variant[1]:
+            target = f"{target}[{variant[0]}={value}]"
+    return target
+
+
+def _bytes_read(kind: str, in_tensors: list[Any], out_val: Any) -> int:
+    """Distinct bytes an op reads; an embedding reads its indices and only the rows it gathers."""
+    if kind == "embedding" and len(in_tensors) >= 2:
+        return _dense_bytes(out_val) + sum(_extent_bytes(t) for t in in_tensors[1:])
+    return sum(_extent_bytes(t) for t in in_tensors)
 
 
 def _compute_dtype(in_tensors: list[Any], out_val: Any) -> str | None:

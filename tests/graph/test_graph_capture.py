@@ -289,3 +289,21 @@ def test_importing_capture_does_not_import_torch() -> None:
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_embedding_reads_the_gathered_rows_and_gelu_variants_are_named() -> None:
+    class Tiny(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(1000, 16)
+
+        def forward(self, ids):
+            x = self.emb(ids)
+            return torch.nn.functional.gelu(x, approximate="tanh") + torch.nn.functional.gelu(x)
+
+    g = capture(Tiny(), (torch.zeros(2, 8, dtype=torch.long),))
+    (emb,) = [d for _, d in g.nodes(data=True) if d["op"] == "embedding"]
+    assert emb["bytes_read"] == 2 * 8 * 16 * 4 + 2 * 8 * 8  # gathered fp32 rows + int64 ids
+    assert emb["weights"] == {"emb.weight": 1000 * 16 * 4, "ids": 2 * 8 * 8}  # the whole table stays resident
+    targets = sorted(d["target"] for _, d in g.nodes(data=True) if "gelu" in d["target"])
+    assert targets == ["aten.gelu.default", "aten.gelu.default[approximate=tanh]"]
