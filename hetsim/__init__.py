@@ -27,6 +27,7 @@ _LAZY = {
     "simulate": "hetsim.api",
     "Result": "hetsim.api",
     "HetsimError": "hetsim.errors",
+    "validate": "hetsim.validate",  # the callable subpackage: hetsim.validate(module, args, platform)
 }
 
 __all__ = sorted(_LAZY)

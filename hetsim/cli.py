@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     scheds = verbs.add_parser("schedulers", help="list the registered schedulers")
     scheds.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     scheds.set_defaults(func=_cmd_schedulers)
+    from hetsim.validate.cli_calibrate import add_parser as add_calibrate_parser
+    from hetsim.validate.cli_validate import add_parser as add_validate_parser
+
+    add_calibrate_parser(verbs)
+    add_validate_parser(verbs)
     return parser
 
 
