@@ -92,7 +92,8 @@ def op_cost(op: Mapping, unit: ComputeUnit, memory: Memory, state: PowerState | 
         return IMPOSSIBLE if seconds is None else OpCost(float(seconds), float(seconds), 0.0, 0.0)
     kind = op["op"]
     if kind in FREE_OPS:
-        overhead = unit.overheads.get(kind, 0.0)
+        overheads = unit.overheads
+        overhead = overheads.get(op.get("target", ""), overheads.get(kind, 0.0))
         return FREE if not overhead else OpCost(overhead, 0.0, 0.0, overhead)
     if unit.op_kinds is not None and kind not in unit.op_kinds:
         return IMPOSSIBLE

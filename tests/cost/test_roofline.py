@@ -81,3 +81,11 @@ def test_a_target_curve_wins_over_its_kind():
     add = op("elementwise", read=1e9, written=1e9, dtype="fp32", target="aten.add.Tensor")
     assert op_cost(gelu, cpu, HBM).total_s == pytest.approx(2e-6 + 1.0)
     assert op_cost(add, cpu, HBM).total_s == pytest.approx(0.2)
+
+
+def test_view_overheads_by_target():
+    cpu = ComputeUnit("cpu", "cpu", "hbm", {"fp32": 1e12}, 2e9, (NOMINAL,),
+                      overheads={"view": 10e-6, "aten.split.Tensor": 12e-6})
+    assert op_cost(op("view", target="aten.split.Tensor"), cpu, HBM).total_s == 12e-6
+    assert op_cost(op("view", target="aten.t.default"), cpu, HBM).total_s == 10e-6
+    assert op_cost(op("view", target="aten.t.default"), GPU, HBM).total_s == 0.0
