@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench validation clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/capture_70b.py
 	$(BIN)/python benchmarks/sim_speed.py
+
+# Calibrate this machine (microbenchmarks only), then validate whole models against it.
+validation: $(STAMP)
+	$(BIN)/hetsim calibrate -o profiles/cpu-this-machine.yaml
+	$(BIN)/python benchmarks/validation.py --profile profiles/cpu-this-machine.yaml
 
 clean:
 	rm -rf $(VENV) out build *.egg-info
