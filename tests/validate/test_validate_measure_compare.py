@@ -19,22 +19,6 @@ from hetsim.validate.manifest import ProfileMismatchError, current_manifest  # n
 FAST = {"min_run_time": 0.05, "repeats": 3}
 
 
-class MLP(torch.nn.Module):
-    def __init__(self, d: int = 256, hidden: int = 1024) -> None:
-        super().__init__()
-        self.up = torch.nn.Linear(d, hidden)
-        self.norm = torch.nn.LayerNorm(hidden)
-        self.down = torch.nn.Linear(hidden, d)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(torch.relu(self.norm(self.up(x))))
-
-
-@pytest.fixture(scope="module")
-def mlp():
-    torch.manual_seed(0)
-    return MLP().eval(), (torch.randn(64, 256),)
-
 
 @pytest.fixture(scope="module")
 def report(mlp):

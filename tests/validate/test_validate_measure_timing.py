@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -11,18 +13,6 @@ from hetsim.validate.measure import Measurement, MeasurementError, default_threa
 
 FAST = {"threads": 1, "min_run_time": 0.05, "repeats": 5}
 
-
-class MLP(torch.nn.Module):
-    """Two linear layers around a LayerNorm and a GELU: about a millisecond on one core."""
-
-    def __init__(self, d: int = 256, hidden: int = 1024) -> None:
-        super().__init__()
-        self.up = torch.nn.Linear(d, hidden)
-        self.norm = torch.nn.LayerNorm(hidden)
-        self.down = torch.nn.Linear(hidden, d)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.down(torch.nn.functional.gelu(self.norm(self.up(x))))
 
 
 class Cached(torch.nn.Module):
@@ -35,12 +25,6 @@ class Cached(torch.nn.Module):
     def forward(self, x: torch.Tensor, *, cache: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         k, v = cache[0]
         return torch.cat((k, self.proj(x)), dim=1) * v.mean()
-
-
-@pytest.fixture(scope="module")
-def mlp():
-    torch.manual_seed(0)
-    return MLP().eval(), (torch.randn(64, 256),)
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +98,8 @@ def test_cuda_without_cuda_is_a_clear_error(mlp):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_measure_on_cuda():
-    module = MLP().eval().cuda()
+def test_measure_on_cuda(mlp):
+    module = copy.deepcopy(mlp[0]).cuda()
     args = (torch.randn(64, 256, device="cuda"),)
     m = measure(module, args, device="cuda", threads=1, min_run_time=0.05, repeats=3)
     assert set(m.op_median_s) == set(hetsim.capture(module, args).nodes)
