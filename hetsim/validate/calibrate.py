@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import os
 import statistics
 import time
 from collections import defaultdict
@@ -99,6 +100,8 @@ def calibrate(device: str = "cpu", threads: int | None = None, quick: bool = Fal
     threads = threads or default_threads()
     grid = "quick" if quick else "full"
     cases = suite(grid, targets)
+    if cases and targets is not None:  # the memory bandwidth comes from copies: always measure them
+        cases = suite(grid, sorted({*targets, "aten.copy_.default"}))
     if not cases:
         raise CalibrationError(f"targets: got {sorted(targets or [])!r}, expected ATen targets of the suite "
                                "(e.g. aten.add.Tensor)")
@@ -213,7 +216,7 @@ def _cpu_freq_hz() -> float | None:
     return None
 
 
-def _memory_capacity(device: str) -> tuple[float | None, str]:
+def _memory_capacity(device: str) -> tuple[float, str]:
     if device.startswith("cuda"):
         import torch
 
@@ -222,7 +225,7 @@ def _memory_capacity(device: str) -> tuple[float | None, str]:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
                 return float(line.split()[1]) * 1024, "/proc/meminfo MemTotal"
-    return None, ""
+    return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")), "sysconf physical pages"
 
 
 def fit_profile(records: Sequence[Record], *, device: str = "cpu", threads: int = 1, grid: str = "full",
@@ -258,8 +261,8 @@ def fit_profile(records: Sequence[Record], *, device: str = "cpu", threads: int 
     overheads = _overheads(records)
     bandwidth = memory_bandwidth(records, overheads)
     if bandwidth is None:
-        bandwidth = 10e9
-        assumptions.append("Memory bandwidth 10 GB/s is a placeholder: no copy was measured.")
+        raise CalibrationError("records: no aten.copy_ or aten.clone was measured, expected copies to give the "
+                               "memory bandwidth")
     curves = _fit_curves(records, overheads)
     peak = {}
     for key, curve in curves.items():
@@ -292,9 +295,6 @@ def fit_profile(records: Sequence[Record], *, device: str = "cpu", threads: int 
                                           f"{threads} x the per-core figures of the xeon-8480 preset (80 W idle and "
                                           "270 W dynamic over 56 cores)") + "; voltage 1 V is a normalised reference.")
     capacity, capacity_source = _memory_capacity(device)
-    if capacity is None:
-        capacity = 16e9
-        assumptions.append("Memory capacity 16 GB is a placeholder: it could not be read.")
     date = str(manifest.get("date", _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")))
     what = f"{manifest.get('device', device)} ({threads} thread{'s' if threads != 1 else ''})"
     source = f"measured by hetsim calibrate on {what} at {date}"

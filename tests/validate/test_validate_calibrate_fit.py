@@ -130,3 +130,10 @@ def test_robust_overhead_and_median_iqr():
         robust_overhead([])
     med, iqr = median_iqr([1000] * 9 + [10 ** 9])
     assert med == 1e-6 and iqr >= 0 and math.isfinite(iqr)
+
+
+def test_a_profile_without_copies_has_no_bandwidth_and_is_refused():
+    from hetsim.validate.calibrate import CalibrationError
+
+    with pytest.raises(CalibrationError, match=r"no aten\.copy_ or aten\.clone was measured"):
+        fit_profile(elementwise(), manifest=MANIFEST)
