@@ -73,6 +73,31 @@ def _cmd_schedulers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    from hetsim.cost.model import CostModel
+    from hetsim.graph.instances import load_instance
+    from hetsim.sched.registry import get_scheduler
+    from hetsim.sched.schedule import check_schedule
+    from hetsim.sim.engine import run
+    from hetsim.spec.abstract import abstract_platform
+
+    graph, units = load_instance(args.instance)
+    cost = CostModel(graph, abstract_platform(units, name=graph.graph["name"]))
+    schedule = get_scheduler(args.scheduler)(graph, cost)
+    check_schedule(schedule, graph, cost)
+    simulated = run(graph, schedule, cost).makespan_s
+    tasks = {op: {"unit": schedule.assignment[op], "start": schedule.start[op], "finish": schedule.finish[op]}
+             for op in sorted(graph, key=lambda o: (schedule.start[o], o))}
+    if args.json:
+        print(json.dumps({"scheduler": args.scheduler, "makespan": schedule.makespan_s, "simulated_makespan": simulated,
+                          "tasks": tasks}))
+        return 0
+    print(f"{args.scheduler}: makespan {schedule.makespan_s:g} (simulated {simulated:g})")
+    for op, row in tasks.items():
+        print(f"  {op:>8}  {row['unit']:<8} {row['start']:>10g} {row['finish']:>10g}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``hetsim`` command."""
     parser = argparse.ArgumentParser(prog="hetsim", description="Simulate Transformer workloads on heterogeneous "
@@ -95,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     scheds = verbs.add_parser("schedulers", help="list the registered schedulers")
     scheds.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     scheds.set_defaults(func=_cmd_schedulers)
+    sched = verbs.add_parser("schedule", help="schedule a classic instance (costs per task and unit)",
+                             description="Schedule a classic instance JSON ({units, tasks, edges}, as in "
+                             "Topcuoglu et al. 2002), check it, simulate it, and print each task's unit, start "
+                             "and finish.")
+    sched.add_argument("instance", help="instance JSON file, e.g. scenarios/instances/topcuoglu2002.json")
+    sched.add_argument("--scheduler", default="heft", help="registered scheduler name (default heft)")
+    sched.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    sched.set_defaults(func=_cmd_schedule)
     from hetsim.validate.cli_calibrate import add_parser as add_calibrate_parser
     from hetsim.validate.cli_validate import add_parser as add_validate_parser
 

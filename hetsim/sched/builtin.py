@@ -1,3 +1,3 @@
 """Importing this module registers every built-in scheduler."""
 
-from hetsim.sched import baselines, eft  # noqa: F401
+from hetsim.sched import baselines, cpop, eft, heft  # noqa: F401

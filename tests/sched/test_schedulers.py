@@ -35,7 +35,7 @@ def roofline_graph():
     return g
 
 
-@pytest.mark.parametrize("name", ["eft", "single", "round_robin"])
+@pytest.mark.parametrize("name", sorted(list_schedulers()))
 @pytest.mark.parametrize("make_graph", [fork_join, roofline_graph])
 @pytest.mark.parametrize("shared", [False, True])
 def test_every_scheduler_passes_the_checker_and_the_engine_agrees(name, make_graph, shared):

@@ -1,0 +1,69 @@
+"""CPOP: Critical Path On a Processor (Topcuoglu, Hariri & Wu, IEEE TPDS 13(3), 2002)."""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from typing import ClassVar
+
+import networkx as nx
+
+from hetsim.cost.model import CostModel
+from hetsim.sched.insertion import Timeline
+from hetsim.sched.ranks import downward_ranks, upward_ranks
+from hetsim.sched.registry import register
+from hetsim.sched.schedule import Schedule
+
+_REL = 1e-9
+
+
+@register
+@dataclass(frozen=True)
+class CPOP:
+    """CPOP: ops on the critical path (priority rank_u + rank_d equal to the entry's) all go to the
+    one unit that runs them fastest together; the others to their earliest-finish unit.
+
+    Ready ops are taken by decreasing priority (ties: first inserted); placement is insertion based.
+    """
+
+    name: ClassVar[str] = "cpop"
+
+    def __call__(self, graph: nx.DiGraph, cost: CostModel) -> Schedule:
+        up, down = upward_ranks(graph, cost), downward_ranks(graph, cost)
+        priority = {op: up[op] + down[op] for op in graph}
+        index = {op: i for i, op in enumerate(graph)}
+        length = max(priority[op] for op in graph if graph.in_degree(op) == 0)
+        critical = self._critical_path(graph, priority, length, index)
+        units = [u.name for u in cost.platform.units]
+        capable = [u for u in units if all(cost.can_run(op, u) for op in critical)]
+        cp_unit = min(capable, key=lambda u: (sum(cost.time(op, u) for op in critical), units.index(u))) \
+            if capable else None
+        timeline = Timeline(units)
+        pending = {op: graph.in_degree(op) for op in graph}
+        ready = [(-priority[op], index[op], op) for op in graph if pending[op] == 0]
+        heapq.heapify(ready)
+        while ready:
+            _, _, op = heapq.heappop(ready)
+            if op in critical and cp_unit is not None:
+                start, finish = timeline.eft(graph, cost, op, cp_unit)
+                timeline.place(op, cp_unit, start, finish)
+            else:
+                timeline.place_earliest(graph, cost, op)
+            for succ in graph.successors(op):
+                pending[succ] -= 1
+                if pending[succ] == 0:
+                    heapq.heappush(ready, (-priority[succ], index[succ], succ))
+        return timeline.schedule(self.name)
+
+    @staticmethod
+    def _critical_path(graph: nx.DiGraph, priority: dict[str, float], length: float,
+                       index: dict[str, int]) -> set[str]:
+        def on_path(op: str) -> bool:
+            return abs(priority[op] - length) <= _REL * max(1.0, length)
+
+        entries = sorted((op for op in graph if graph.in_degree(op) == 0 and on_path(op)), key=index.__getitem__)
+        path, op = set(), entries[0]
+        while op is not None:
+            path.add(op)
+            op = min((s for s in graph.successors(op) if on_path(s)), key=index.__getitem__, default=None)
+        return path

@@ -1,0 +1,57 @@
+"""Insertion-based placement shared by list schedulers: the earliest idle gap that fits an op."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping
+
+from hetsim.cost.model import CostModel
+from hetsim.sched.schedule import Schedule
+
+
+class Timeline:
+    """Busy intervals per unit, and placement of ops into the earliest gap after their inputs."""
+
+    def __init__(self, units: list[str]):
+        self.busy: dict[str, list[tuple[float, float, str]]] = {u: [] for u in units}
+        self.assignment: dict[str, str] = {}
+        self.start: dict[str, float] = {}
+        self.finish: dict[str, float] = {}
+
+    def ready_time(self, graph, cost: CostModel, op: str, unit: str) -> float:
+        """When every input of ``op`` is available on ``unit``."""
+        a, f = self.assignment, self.finish
+        return max((f[p] + cost.comm_time(p, op, a[p], unit) for p in graph.predecessors(op)), default=0.0)
+
+    def earliest_start(self, unit: str, ready: float, duration: float) -> float:
+        """The start of the first gap on ``unit`` at or after ``ready`` that holds ``duration``."""
+        begin = ready
+        for start, end, _ in self.busy[unit]:
+            if begin + duration <= start:
+                return begin
+            begin = max(begin, end)
+        return begin
+
+    def eft(self, graph, cost: CostModel, op: str, unit: str) -> tuple[float, float]:
+        """(start, finish) of ``op`` on ``unit`` with insertion."""
+        duration = cost.time(op, unit)
+        start = self.earliest_start(unit, self.ready_time(graph, cost, op, unit), duration)
+        return start, start + duration
+
+    def place_earliest(self, graph, cost: CostModel, op: str) -> str:
+        """Place ``op`` on the capable unit where it finishes first (ties: platform order)."""
+        best: tuple[float, float, str] | None = None
+        for unit in cost.capable_units(op):
+            start, finish = self.eft(graph, cost, op, unit)
+            if best is None or finish < best[1]:
+                best = (start, finish, unit)
+        self.place(op, best[2], best[0], best[1])
+        return best[2]
+
+    def place(self, op: str, unit: str, start: float, finish: float) -> None:
+        bisect.insort(self.busy[unit], (start, finish, op))
+        self.assignment[op], self.start[op], self.finish[op] = unit, start, finish
+
+    def schedule(self, name: str, power_state: Mapping[str, str] | None = None) -> Schedule:
+        order = {u: tuple(op for _, _, op in slots) for u, slots in self.busy.items() if slots}
+        return Schedule(name, self.assignment, order, power_state or {}, self.start, self.finish)
