@@ -1,3 +1,17 @@
 """Importing this module registers every built-in scheduler."""
 
-from hetsim.sched import baselines, cpop, eft, heft  # noqa: F401
+from hetsim.sched import (  # noqa: F401
+    baselines,
+    cpop,
+    dls,
+    eft,
+    etf,
+    heft,
+    lookahead,
+    maxmin,
+    met,
+    minmin,
+    peft,
+    random_unit,
+    sufferage,
+)

@@ -20,8 +20,9 @@ _REL = 1e-9
 @register
 @dataclass(frozen=True)
 class CPOP:
-    """CPOP: ops on the critical path (priority rank_u + rank_d equal to the entry's) all go to the
-    one unit that runs them fastest together; the others to their earliest-finish unit.
+    """CPOP: the critical path on the one unit that runs it fastest, other ops at earliest finish.
+
+    Critical-path ops are those whose priority rank_u + rank_d equals the entry's.
 
     Ready ops are taken by decreasing priority (ties: first inserted); placement is insertion based.
     """

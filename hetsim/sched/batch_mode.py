@@ -1,0 +1,42 @@
+"""Batch-mode heuristics on a DAG (Min-Min, Max-Min, Sufferage; Braun et al., JPDC 61(6), 2001).
+
+At each step every ready op is placed tentatively on every capable unit (insertion based, inputs'
+communication included); a selection rule picks one op, which goes to its earliest-finish unit.
+Ties go to the op inserted first in the graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import networkx as nx
+
+from hetsim.cost.model import CostModel
+from hetsim.sched.insertion import Timeline
+from hetsim.sched.schedule import Schedule
+
+#: (finish times of one op on its capable units, sorted ascending) -> score; the highest score wins
+Score = Callable[[list[float]], float]
+
+
+def batch_schedule(name: str, graph: nx.DiGraph, cost: CostModel, score: Score) -> Schedule:
+    """Place ready ops one at a time, the one with the highest ``score`` first."""
+    index = {op: i for i, op in enumerate(graph)}
+    timeline = Timeline([u.name for u in cost.platform.units])
+    pending = {op: graph.in_degree(op) for op in graph}
+    ready = {op for op in graph if pending[op] == 0}
+    while ready:
+        best = None
+        for op in sorted(ready, key=index.__getitem__):
+            finishes = sorted(timeline.eft(graph, cost, op, u)[1] for u in cost.capable_units(op))
+            value = score(finishes)
+            if best is None or value > best[0]:
+                best = (value, op)
+        op = best[1]
+        timeline.place_earliest(graph, cost, op)
+        ready.remove(op)
+        for succ in graph.successors(op):
+            pending[succ] -= 1
+            if pending[succ] == 0:
+                ready.add(succ)
+    return timeline.schedule(name)
