@@ -6,6 +6,7 @@ from hetsim.sched import (  # noqa: F401
     dls,
     eft,
     etf,
+    exact,
     heft,
     lookahead,
     maxmin,
