@@ -13,7 +13,6 @@ is built by :func:`hetsim.spec.abstract.abstract_platform`.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import networkx as nx
 
 from hetsim.errors import GraphError
+from hetsim.graph.io import read_json
 from hetsim.graph.schema import add_op, new_graph, validate_graph
 
 
@@ -70,11 +70,4 @@ def instance_graph(data: Any, name: str = "instance") -> tuple[nx.DiGraph, list[
 
 def load_instance(path: str | Path) -> tuple[nx.DiGraph, list[str]]:
     """Read a classic instance JSON file."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise GraphError(f"instance: cannot read {str(path)!r} ({exc.strerror})") from None
-    except json.JSONDecodeError as exc:
-        raise GraphError(f"instance: {str(path)!r} is not valid JSON (line {exc.lineno})") from None
-    return instance_graph(data, name=path.stem)
+    return instance_graph(read_json(path, "instance"), name=Path(path).stem)

@@ -72,13 +72,17 @@ def save_graph(g: nx.DiGraph, path: str | Path) -> Path:
     return path
 
 
-def load_graph(path: str | Path) -> nx.DiGraph:
-    """Read an OpGraph JSON file written by :func:`save_graph`."""
+def read_json(path: str | Path, field: str) -> object:
+    """Parse a JSON file, turning I/O and syntax problems into one-line GraphErrors naming ``field``."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise GraphError(f"workload.graph: cannot read {str(path)!r} ({exc.strerror})") from None
+        raise GraphError(f"{field}: cannot read {str(path)!r} ({exc.strerror})") from None
     except json.JSONDecodeError as exc:
-        raise GraphError(f"workload.graph: {str(path)!r} is not valid JSON (line {exc.lineno})") from None
-    return graph_from_dict(data, where=f"workload.graph {str(path)!r}")
+        raise GraphError(f"{field}: {str(path)!r} is not valid JSON (line {exc.lineno})") from None
+
+
+def load_graph(path: str | Path) -> nx.DiGraph:
+    """Read an OpGraph JSON file written by :func:`save_graph`."""
+    return graph_from_dict(read_json(path, "workload.graph"), where=f"workload.graph {str(path)!r}")

@@ -8,7 +8,7 @@ from typing import ClassVar
 import networkx as nx
 
 from hetsim.cost.model import CostModel
-from hetsim.sched.insertion import Timeline
+from hetsim.sched.pair_select import select_pairs
 from hetsim.sched.ranks import mean_cost
 from hetsim.sched.registry import register
 from hetsim.sched.schedule import Schedule
@@ -44,28 +44,9 @@ class DLS:
         level = static_levels(graph, cost)
         mean = {op: mean_cost(cost, op) for op in graph}
         index = {op: i for i, op in enumerate(graph)}
-        units = [u.name for u in cost.platform.units]
-        position = {u: i for i, u in enumerate(units)}
-        timeline = Timeline(units)
-        free = dict.fromkeys(units, 0.0)
-        pending = {op: graph.in_degree(op) for op in graph}
-        ready = {op for op in graph if pending[op] == 0}
-        while ready:
-            best: tuple[float, int, int, float, str, str] | None = None
-            for op in ready:
-                for unit in cost.capable_units(op):
-                    start = max(free[unit], timeline.ready_time(graph, cost, op, unit))
-                    dl = level[op] - start + mean[op] - cost.time(op, unit)
-                    key = (-dl, index[op], position[unit], start, op, unit)
-                    if best is None or key[:3] < best[:3]:
-                        best = key
-            _, _, _, start, op, unit = best
-            finish = start + cost.time(op, unit)
-            timeline.place(op, unit, start, finish)
-            free[unit] = finish
-            ready.discard(op)
-            for succ in graph.successors(op):
-                pending[succ] -= 1
-                if pending[succ] == 0:
-                    ready.add(succ)
-        return timeline.schedule(self.name)
+        position = {u.name: i for i, u in enumerate(cost.platform.units)}
+
+        def key(op: str, unit: str, start: float) -> tuple:
+            return (-(level[op] - start + mean[op] - cost.time(op, unit)), index[op], position[unit])
+
+        return select_pairs(self.name, graph, cost, key)

@@ -8,7 +8,7 @@ from typing import ClassVar
 import networkx as nx
 
 from hetsim.cost.model import CostModel
-from hetsim.sched.insertion import Timeline
+from hetsim.sched.pair_select import select_pairs
 from hetsim.sched.ranks import upward_ranks
 from hetsim.sched.registry import register
 from hetsim.sched.schedule import Schedule
@@ -32,27 +32,9 @@ class ETF:
     def __call__(self, graph: nx.DiGraph, cost: CostModel) -> Schedule:
         rank = upward_ranks(graph, cost)
         index = {op: i for i, op in enumerate(graph)}
-        units = [u.name for u in cost.platform.units]
-        position = {u: i for i, u in enumerate(units)}
-        timeline = Timeline(units)
-        free = dict.fromkeys(units, 0.0)
-        pending = {op: graph.in_degree(op) for op in graph}
-        ready = {op for op in graph if pending[op] == 0}
-        while ready:
-            best: tuple[float, float, int, int, str, str] | None = None
-            for op in ready:
-                for unit in cost.capable_units(op):
-                    start = max(free[unit], timeline.ready_time(graph, cost, op, unit))
-                    key = (start, -rank[op], index[op], position[unit], op, unit)
-                    if best is None or key[:4] < best[:4]:
-                        best = key
-            start, _, _, _, op, unit = best
-            finish = start + cost.time(op, unit)
-            timeline.place(op, unit, start, finish)
-            free[unit] = finish
-            ready.discard(op)
-            for succ in graph.successors(op):
-                pending[succ] -= 1
-                if pending[succ] == 0:
-                    ready.add(succ)
-        return timeline.schedule(self.name)
+        position = {u.name: i for i, u in enumerate(cost.platform.units)}
+
+        def key(op: str, unit: str, start: float) -> tuple:
+            return (start, -rank[op], index[op], position[unit])
+
+        return select_pairs(self.name, graph, cost, key)
