@@ -13,6 +13,7 @@ import networkx as nx
 
 from hetsim.cost.model import CostModel
 from hetsim.sched.insertion import Timeline
+from hetsim.sched.order import ReadyOps
 from hetsim.sched.schedule import Schedule
 
 #: (finish times of one op on its capable units, sorted ascending) -> score; the highest score wins
@@ -21,22 +22,17 @@ Score = Callable[[list[float]], float]
 
 def batch_schedule(name: str, graph: nx.DiGraph, cost: CostModel, score: Score) -> Schedule:
     """Place ready ops one at a time, the one with the highest ``score`` first."""
-    index = {op: i for i, op in enumerate(graph)}
     timeline = Timeline([u.name for u in cost.platform.units])
-    pending = {op: graph.in_degree(op) for op in graph}
-    ready = {op for op in graph if pending[op] == 0}
+    ready = ReadyOps(graph)
     while ready:
         best = None
-        for op in sorted(ready, key=index.__getitem__):
+        for op in ready:
             finishes = sorted(timeline.eft(graph, cost, op, u)[1] for u in cost.capable_units(op))
             value = score(finishes)
             if best is None or value > best[0]:
                 best = (value, op)
         op = best[1]
         timeline.place_earliest(graph, cost, op)
-        ready.remove(op)
-        for succ in graph.successors(op):
-            pending[succ] -= 1
-            if pending[succ] == 0:
-                ready.add(succ)
+        ready.take(op)
+        ready.done(op)
     return timeline.schedule(name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -10,6 +9,7 @@ import networkx as nx
 
 from hetsim.cost.model import CostModel
 from hetsim.sched.insertion import Timeline
+from hetsim.sched.order import ReadyOps
 from hetsim.sched.ranks import downward_ranks, upward_ranks
 from hetsim.sched.registry import register
 from hetsim.sched.schedule import Schedule
@@ -40,20 +40,15 @@ class CPOP:
         cp_unit = min(capable, key=lambda u: (sum(cost.time(op, u) for op in critical), units.index(u))) \
             if capable else None
         timeline = Timeline(units)
-        pending = {op: graph.in_degree(op) for op in graph}
-        ready = [(-priority[op], index[op], op) for op in graph if pending[op] == 0]
-        heapq.heapify(ready)
+        ready = ReadyOps(graph, priority)
         while ready:
-            _, _, op = heapq.heappop(ready)
+            op = ready.pop()
             if op in critical and cp_unit is not None:
                 start, finish = timeline.eft(graph, cost, op, cp_unit)
                 timeline.place(op, cp_unit, start, finish)
             else:
                 timeline.place_earliest(graph, cost, op)
-            for succ in graph.successors(op):
-                pending[succ] -= 1
-                if pending[succ] == 0:
-                    heapq.heappush(ready, (-priority[succ], index[succ], succ))
+            ready.done(op)
         return timeline.schedule(self.name)
 
     @staticmethod

@@ -9,6 +9,7 @@ import networkx as nx
 
 from hetsim.cost.model import CostModel
 from hetsim.sched.insertion import Timeline
+from hetsim.sched.order import by_rank
 from hetsim.sched.ranks import upward_ranks
 from hetsim.sched.registry import register
 from hetsim.sched.schedule import Schedule
@@ -29,6 +30,6 @@ class HEFT:
         rank = upward_ranks(graph, cost)
         index = {op: i for i, op in enumerate(graph)}
         timeline = Timeline([u.name for u in cost.platform.units])
-        for op in sorted(graph, key=lambda o: (-rank[o], index[o])):
+        for op in by_rank(graph, rank, index):
             timeline.place_earliest(graph, cost, op)
         return timeline.schedule(self.name)

@@ -9,6 +9,7 @@ import networkx as nx
 
 from hetsim.cost.model import CostModel
 from hetsim.sched.insertion import Timeline
+from hetsim.sched.order import by_rank
 from hetsim.sched.ranks import upward_ranks
 from hetsim.sched.registry import register
 from hetsim.sched.schedule import Schedule
@@ -57,8 +58,8 @@ class Lookahead:
         rank = upward_ranks(graph, cost)
         index = {op: i for i, op in enumerate(graph)}
         timeline = Timeline([u.name for u in cost.platform.units])
-        for op in sorted(graph, key=lambda o: (-rank[o], index[o])):
-            children = sorted(graph.successors(op), key=lambda o: (-rank[o], index[o]))
+        for op in by_rank(graph, rank, index):
+            children = by_rank(graph.successors(op), rank, index)
             best: tuple[float, float, int, float, str] | None = None
             for i, unit in enumerate(cost.capable_units(op)):
                 start, finish = timeline.eft(graph, cost, op, unit)

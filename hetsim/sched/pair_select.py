@@ -12,6 +12,7 @@ import networkx as nx
 
 from hetsim.cost.model import CostModel
 from hetsim.sched.insertion import Timeline
+from hetsim.sched.order import ReadyOps
 from hetsim.sched.schedule import Schedule
 
 #: (op, unit, earliest start) -> sort key; the smallest key is started next
@@ -23,8 +24,7 @@ def select_pairs(name: str, graph: nx.DiGraph, cost: CostModel, key: PairKey) ->
     units = [u.name for u in cost.platform.units]
     timeline = Timeline(units)
     free = dict.fromkeys(units, 0.0)
-    pending = {op: graph.in_degree(op) for op in graph}
-    ready = {op for op in graph if pending[op] == 0}
+    ready = ReadyOps(graph)
     while ready:
         best: tuple[tuple, float, str, str] | None = None
         for op in ready:
@@ -37,9 +37,6 @@ def select_pairs(name: str, graph: nx.DiGraph, cost: CostModel, key: PairKey) ->
         finish = start + cost.time(op, unit)
         timeline.place(op, unit, start, finish)
         free[unit] = finish
-        ready.discard(op)
-        for succ in graph.successors(op):
-            pending[succ] -= 1
-            if pending[succ] == 0:
-                ready.add(succ)
+        ready.take(op)
+        ready.done(op)
     return timeline.schedule(name)

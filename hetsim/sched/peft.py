@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 import statistics
 from dataclasses import dataclass
 from typing import ClassVar
@@ -11,6 +10,7 @@ import networkx as nx
 
 from hetsim.cost.model import CostModel
 from hetsim.sched.insertion import Timeline
+from hetsim.sched.order import ReadyOps
 from hetsim.sched.ranks import mean_comm
 from hetsim.sched.registry import register
 from hetsim.sched.schedule import Schedule
@@ -66,13 +66,10 @@ class PEFT:
     def __call__(self, graph: nx.DiGraph, cost: CostModel) -> Schedule:
         oct_ = optimistic_cost_table(graph, cost)
         rank = {op: statistics.fmean(oct_[op].values()) for op in graph}
-        index = {op: i for i, op in enumerate(graph)}
         timeline = Timeline([u.name for u in cost.platform.units])
-        pending = {op: graph.in_degree(op) for op in graph}
-        ready = [(-rank[op], index[op], op) for op in graph if pending[op] == 0]
-        heapq.heapify(ready)
+        ready = ReadyOps(graph, rank)
         while ready:
-            _, _, op = heapq.heappop(ready)
+            op = ready.pop()
             best: tuple[float, float, int, float, str] | None = None
             for i, unit in enumerate(cost.capable_units(op)):
                 start, finish = timeline.eft(graph, cost, op, unit)
@@ -80,8 +77,5 @@ class PEFT:
                 if best is None or key[:3] < best[:3]:
                     best = key
             timeline.place(op, best[4], best[3], best[1])
-            for succ in graph.successors(op):
-                pending[succ] -= 1
-                if pending[succ] == 0:
-                    heapq.heappush(ready, (-rank[succ], index[succ], succ))
+            ready.done(op)
         return timeline.schedule(self.name)
