@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -35,12 +36,15 @@ class Result:
         Memory name → peak bytes in use.
     utilization : dict
         Unit name → busy time / makespan.
+    scheduler_time_s : float
+        Wall-clock seconds the scheduler took to decide (0 for a ready-made Schedule).
     """
 
     graph: nx.DiGraph = field(repr=False)
     platform: Platform = field(repr=False)
     schedule: Schedule = field(repr=False)
     trace: Trace = field(repr=False)
+    scheduler_time_s: float = 0.0
 
     @property
     def makespan_s(self) -> float:
@@ -127,9 +131,12 @@ def simulate(graph: nx.DiGraph, platform: str | Path | Mapping | Platform, sched
         sim = SimOptions(**sim)
     cost = CostModel(graph, platform)
     if isinstance(scheduler, Schedule):
-        schedule = scheduler
+        schedule, took = scheduler, 0.0
     else:
-        schedule = get_scheduler(scheduler, scheduler_options)(graph, cost)
+        policy = get_scheduler(scheduler, scheduler_options)
+        began = time.perf_counter()
+        schedule = policy(graph, cost)
+        took = time.perf_counter() - began
     check_schedule(schedule, graph, cost)
     trace = run(graph, schedule, cost, sim)
-    return Result(graph, platform, schedule, trace)
+    return Result(graph, platform, schedule, trace, took)
