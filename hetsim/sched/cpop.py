@@ -10,7 +10,7 @@ import networkx as nx
 from hetsim.cost.model import CostModel
 from hetsim.sched.insertion import Timeline
 from hetsim.sched.order import ReadyOps
-from hetsim.sched.ranks import downward_ranks, upward_ranks
+from hetsim.sched.ranks import RankOptions, downward_ranks
 from hetsim.sched.registry import register
 from hetsim.sched.schedule import Schedule
 
@@ -19,18 +19,22 @@ _REL = 1e-9
 
 @register
 @dataclass(frozen=True)
-class CPOP:
+class CPOP(RankOptions):
     """CPOP: the critical path on the one unit that runs it fastest, other ops at earliest finish.
 
     Critical-path ops are those whose priority rank_u + rank_d equals the entry's.
 
     Ready ops are taken by decreasing priority (ties: first inserted); placement is insertion based.
+
+    Options ``rank_cost`` and ``rank_comm`` set how op and communication times are averaged into the
+    ranks (:mod:`hetsim.sched.ranks`; Topcuoglu's means by default).
     """
 
     name: ClassVar[str] = "cpop"
 
     def __call__(self, graph: nx.DiGraph, cost: CostModel) -> Schedule:
-        up, down = upward_ranks(graph, cost), downward_ranks(graph, cost)
+        up = self.upward(graph, cost)
+        down = downward_ranks(graph, cost, self.rank_cost, self.rank_comm)
         priority = {op: up[op] + down[op] for op in graph}
         index = {op: i for i, op in enumerate(graph)}
         length = max(priority[op] for op in graph if graph.in_degree(op) == 0)

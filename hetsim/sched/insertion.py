@@ -14,6 +14,7 @@ class Timeline:
 
     def __init__(self, units: list[str]):
         self.busy: dict[str, list[tuple[float, float, str]]] = {u: [] for u in units}
+        self.ends: dict[str, list[float]] = {u: [] for u in units}  # busy's finish times, also sorted
         self.assignment: dict[str, str] = {}
         self.start: dict[str, float] = {}
         self.finish: dict[str, float] = {}
@@ -24,12 +25,18 @@ class Timeline:
         return max((f[p] + cost.comm_time(p, op, a[p], unit) for p in graph.predecessors(op)), default=0.0)
 
     def earliest_start(self, unit: str, ready: float, duration: float) -> float:
-        """The start of the first gap on ``unit`` at or after ``ready`` that holds ``duration``."""
+        """The start of the first gap on ``unit`` at or after ``ready`` that holds ``duration``.
+
+        Busy intervals never overlap, so their finish times are sorted as their starts are; the
+        scan begins at the first interval still running at ``ready`` (found by bisection).
+        """
+        slots = self.busy[unit]
         begin = ready
-        for start, end, _ in self.busy[unit]:
+        for i in range(bisect.bisect_right(self.ends[unit], ready), len(slots)):
+            start, end, _ = slots[i]
             if begin + duration <= start:
                 return begin
-            begin = max(begin, end)
+            begin = end
         return begin
 
     def eft(self, graph, cost: CostModel, op: str, unit: str) -> tuple[float, float]:
@@ -49,8 +56,19 @@ class Timeline:
         return best[2]
 
     def place(self, op: str, unit: str, start: float, finish: float) -> None:
-        bisect.insort(self.busy[unit], (start, finish, op))
+        slots = self.busy[unit]
+        i = bisect.bisect_right(slots, (start, finish, op))
+        slots.insert(i, (start, finish, op))
+        self.ends[unit].insert(i, finish)
         self.assignment[op], self.start[op], self.finish[op] = unit, start, finish
+
+    def remove(self, op: str) -> None:
+        """Undo :meth:`place` of ``op`` (tentative placements, as lookahead schedulers make)."""
+        unit = self.assignment.pop(op)
+        slots = self.busy[unit]
+        i = bisect.bisect_left(slots, (self.start.pop(op), self.finish.pop(op), op))
+        del slots[i]
+        del self.ends[unit][i]
 
     def schedule(self, name: str, power_state: Mapping[str, str] | None = None) -> Schedule:
         order = {u: tuple(op for _, _, op in slots) for u, slots in self.busy.items() if slots}

@@ -10,17 +10,9 @@ import networkx as nx
 from hetsim.cost.model import CostModel
 from hetsim.sched.insertion import Timeline
 from hetsim.sched.order import by_rank
-from hetsim.sched.ranks import upward_ranks
+from hetsim.sched.ranks import RankOptions
 from hetsim.sched.registry import register
 from hetsim.sched.schedule import Schedule
-
-
-def _copy(timeline: Timeline) -> Timeline:
-    clone = Timeline(list(timeline.busy))
-    clone.busy = {u: list(slots) for u, slots in timeline.busy.items()}
-    clone.assignment, clone.start, clone.finish = dict(timeline.assignment), dict(timeline.start), \
-        dict(timeline.finish)
-    return clone
 
 
 def _place_child(timeline: Timeline, graph: nx.DiGraph, cost: CostModel, op: str) -> float:
@@ -40,7 +32,7 @@ def _place_child(timeline: Timeline, graph: nx.DiGraph, cost: CostModel, op: str
 
 @register
 @dataclass(frozen=True)
-class Lookahead:
+class Lookahead(RankOptions):
     """Lookahead HEFT: HEFT's order, each op on the unit that lets its children finish first.
 
     Implements the one-level lookahead of Bittencourt, Sakellariou & Madeira, "DAG scheduling
@@ -50,12 +42,15 @@ class Lookahead:
     placed greedily, HEFT style, in decreasing upward rank (inputs not yet placed are ignored);
     the op goes to the unit minimising the largest child finish time (its own finish for an op
     without children). Ties: smaller own finish time, then the unit listed first on the platform.
+
+    Options ``rank_cost`` and ``rank_comm`` set how op and communication times are averaged into the
+    ranks (:mod:`hetsim.sched.ranks`; Topcuoglu's means by default).
     """
 
     name: ClassVar[str] = "lookahead"
 
     def __call__(self, graph: nx.DiGraph, cost: CostModel) -> Schedule:
-        rank = upward_ranks(graph, cost)
+        rank = self.upward(graph, cost)
         index = {op: i for i, op in enumerate(graph)}
         timeline = Timeline([u.name for u in cost.platform.units])
         for op in by_rank(graph, rank, index):
@@ -63,9 +58,10 @@ class Lookahead:
             best: tuple[float, float, int, float, str] | None = None
             for i, unit in enumerate(cost.capable_units(op)):
                 start, finish = timeline.eft(graph, cost, op, unit)
-                trial = _copy(timeline)
-                trial.place(op, unit, start, finish)
-                worst = max((_place_child(trial, graph, cost, c) for c in children), default=finish)
+                timeline.place(op, unit, start, finish)  # tentatively, undone below
+                worst = max((_place_child(timeline, graph, cost, c) for c in children), default=finish)
+                for placed in (*children, op):
+                    timeline.remove(placed)
                 key = (worst, finish, i, start, unit)
                 if best is None or key[:3] < best[:3]:
                     best = key

@@ -11,18 +11,18 @@ import networkx as nx
 from hetsim.cost.model import CostModel
 from hetsim.sched.insertion import Timeline
 from hetsim.sched.order import ReadyOps
-from hetsim.sched.ranks import mean_comm
+from hetsim.sched.ranks import CommWeights, check_convention
 from hetsim.sched.registry import register
 from hetsim.sched.schedule import Schedule
 
 
-def optimistic_cost_table(graph: nx.DiGraph, cost: CostModel) -> dict[str, dict[str, float]]:
+def optimistic_cost_table(graph: nx.DiGraph, cost: CostModel, rank_comm: str = "mean") -> dict[str, dict[str, float]]:
     """The Optimistic Cost Table ``OCT[op][unit]`` of Arabnejad & Barbosa (2014), Eq. (1).
 
     ``OCT(t, p) = max over successors s of min over units w able to run s of
     (OCT(s, w) + time(s, w) + (c̄(t, s) if w != p else 0))``; exit ops have ``OCT = 0`` on every
-    unit. ``c̄`` is the mean communication time over distinct unit pairs
-    (:func:`hetsim.sched.ranks.mean_comm`). Rows cover the units able to run ``t``.
+    unit. ``c̄`` is the edge's communication estimate under ``rank_comm`` (by default the mean over
+    distinct unit pairs, see :mod:`hetsim.sched.ranks`). Rows cover the units able to run ``t``.
 
     Parameters
     ----------
@@ -34,13 +34,14 @@ def optimistic_cost_table(graph: nx.DiGraph, cost: CostModel) -> dict[str, dict[
     dict
         op -> unit -> optimistic remaining time after ``op`` finishes on that unit.
     """
+    comm = CommWeights(cost, rank_comm)
     oct_: dict[str, dict[str, float]] = {}
     for op in reversed(list(nx.topological_sort(graph))):
         row: dict[str, float] = {}
         for p in cost.capable_units(op):
             worst = 0.0
             for s in graph.successors(op):
-                c = mean_comm(cost, op, s)
+                c = comm(op, s)
                 best = min(oct_[s][w] + cost.time(s, w) + (0.0 if w == p else c) for w in oct_[s])
                 worst = max(worst, best)
             row[p] = worst
@@ -58,13 +59,18 @@ class PEFT:
     ``OCT(t, p)`` over the units able to run ``t``; the ready op with the highest rank_oct is taken
     first (ties: the op inserted first in the graph) and placed, insertion based, on the unit with
     the smallest optimistic EFT ``O_EFT(t, p) = EFT(t, p) + OCT(t, p)`` (ties: smaller EFT, then
-    the unit listed first on the platform).
+    the unit listed first on the platform). Option ``rank_comm`` sets the communication estimate
+    ``c̄`` of the OCT (:mod:`hetsim.sched.ranks`).
     """
 
     name: ClassVar[str] = "peft"
+    rank_comm: str = "mean"
+
+    def __post_init__(self) -> None:
+        check_convention(rank_comm=self.rank_comm)
 
     def __call__(self, graph: nx.DiGraph, cost: CostModel) -> Schedule:
-        oct_ = optimistic_cost_table(graph, cost)
+        oct_ = optimistic_cost_table(graph, cost, self.rank_comm)
         rank = {op: statistics.fmean(oct_[op].values()) for op in graph}
         timeline = Timeline([u.name for u in cost.platform.units])
         ready = ReadyOps(graph, rank)
