@@ -22,9 +22,10 @@ from hetsim.cost.model import CostModel
 from hetsim.errors import ScenarioError, SimulationError
 from hetsim.sched.schedule import Schedule
 from hetsim.sim.memory import MemoryTracker, storage_roots
+from hetsim.sim.network import FairNetwork, contends
 from hetsim.sim.trace import MemorySample, OpRun, PowerSample, Trace, TransferRun
 
-CONTENTION_MODES = ("none",)
+CONTENTION_MODES = ("none", "fair")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class SimOptions:
     ----------
     contention : str
         ``"none"``: every transfer gets its route's full bandwidth (the classic scheduling model).
+        ``"fair"``: concurrent transfers share each link's bandwidth max-min fairly
+        (:mod:`hetsim.sim.network`); explicit edge costs of classic instances stay fixed delays.
     track_memory : bool
         Track capacity over time and raise :class:`~hetsim.errors.OutOfMemoryError` on overflow.
     """
@@ -70,6 +73,7 @@ class _Run:
         self.transfer_records: list[TransferRun] = []
         self.busy: dict[str, list[tuple[float, float, float]]] = {u.name: [] for u in self.platform.units}
         self.memory = MemoryTracker(self.platform) if options.track_memory else None
+        self.network = FairNetwork(self.env, self.platform) if options.contention == "fair" else None
         self._plan_edges()
         if self.memory is not None:
             self._place_weights()
@@ -121,12 +125,15 @@ class _Run:
         self.local, self.remote, self.readers, self.releases = local, remote, Counter(reads), releases
 
     def _transfer_plan(self, op: str, dst_mem: str, consumers: list[str]) -> tuple:
-        """(destination memory, consumers, bytes, duration, links) of one transfer out of ``op``."""
+        """(destination memory, consumers, bytes, duration, links, shares links) of one transfer
+        out of ``op``; the duration is the uncontended one."""
         first = consumers[0]
         nbytes = max(self.succ[op][c]["bytes"] for c in consumers)
         duration = self.cost.comm_time(op, first, self.unit_of[op], self.unit_of[first])
-        links = self.platform.route(self.mem_of[op], dst_mem).links
-        return dst_mem, consumers, nbytes, duration, links
+        route = self.platform.route(self.mem_of[op], dst_mem)
+        shared = (self.network is not None and "cost" not in self.succ[op][first]
+                  and contends(nbytes, route.links, route.bandwidth_bytes_per_s))
+        return dst_mem, consumers, nbytes, duration, route.links, shared
 
     def _place_weights(self) -> None:
         """Weights and other persistent inputs: resident from the start, once per memory."""
@@ -224,13 +231,13 @@ class _Run:
                 event.succeed()
 
     def _start_transfer(self, op: str, start: float, dst_mem: str, consumers: list[str], nbytes: float,
-                        duration: float, links: tuple[str, ...]) -> None:
+                        duration: float, links: tuple[str, ...], shared: bool) -> None:
         memory, src_mem = self.memory, self.mem_of[op]
         if memory is not None:
             memory.allocate(start, dst_mem, (self.root[op], dst_mem), nbytes, consumers[0])
 
-        def arrived(_event: simpy.Event) -> None:
-            now = start + duration
+        def arrived(_event: simpy.Event | None = None) -> None:
+            now = self.env.now
             self.transfer_records.append(TransferRun(op, consumers[0], src_mem, dst_mem, links, start, now, nbytes,
                                                      tuple(consumers)))
             if memory is not None:
@@ -241,7 +248,10 @@ class _Run:
             for consumer in consumers:
                 self._arrive(consumer)
 
-        self.env.timeout(duration).callbacks.append(arrived)
+        if shared:
+            self.network.send(nbytes, src_mem, dst_mem, arrived)
+        else:
+            self.env.timeout(duration).callbacks.append(arrived)
 
     def run(self) -> Trace:
         order = self.schedule.order

@@ -1,0 +1,137 @@
+"""Max-min fair sharing of links among concurrent transfers (``contention: fair``).
+
+A transfer first waits its route's latency, then its bytes flow at a rate the network gives it.
+Rates follow max-min fairness (Bertsekas & Gallager, *Data Networks*, 2nd ed., §6.5.2), the flow
+model of SimGrid (Velho et al., "On the validity of flow-level TCP network models for grid and
+cloud simulations", ACM TOMACS 23(4), 2013) without its TCP corrections: by progressive
+filling, every link direction shares its effective bandwidth equally among the flows still
+growing on it, and a flow stops growing at its most loaded link. Rates are recomputed whenever a
+flow joins or leaves. A lone flow gets its route's bottleneck bandwidth, so it arrives exactly
+when it would without contention.
+
+A duplex link carries its bandwidth in each direction independently; a half-duplex one shares
+it between the two.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import simpy
+
+from hetsim.spec.types import Platform
+
+Resource = tuple[str, int]  # (link name, direction: +1 a→b, -1 b→a, 0 both ways share)
+
+
+class _Flow:
+    __slots__ = ("done", "nbytes", "rate", "remaining", "resources", "seq")
+
+    def __init__(self, seq: int, nbytes: float, resources: tuple[Resource, ...], done: Callable[[], None]):
+        self.seq, self.nbytes, self.remaining, self.resources, self.done = seq, nbytes, nbytes, resources, done
+        self.rate = 0.0
+
+
+def max_min_rates(flows: list[tuple[int, tuple[Resource, ...]]], capacity: dict[Resource, float]) -> dict[int, float]:
+    """Max-min fair rate of each flow (id, resources) by progressive filling.
+
+    Examples
+    --------
+    Two flows share link ``l``; one of them also crosses the slower ``m``:
+
+    >>> max_min_rates([(0, (("l", 1),)), (1, (("l", 1), ("m", 1)))], {("l", 1): 10.0, ("m", 1): 2.0})
+    {1: 2.0, 0: 8.0}
+    """
+    left = {r: capacity[r] for _, resources in flows for r in resources}
+    users: dict[Resource, dict[int, tuple[Resource, ...]]] = {r: {} for r in left}
+    for seq, resources in flows:
+        for r in resources:
+            users[r][seq] = resources
+    rates: dict[int, float] = {}
+    while len(rates) < len(flows):
+        share, bottleneck = min((left[r] / len(u), r) for r, u in users.items() if u)
+        for seq, resources in list(users[bottleneck].items()):
+            rates[seq] = share
+            for r in resources:
+                left[r] = max(0.0, left[r] - share)
+                del users[r][seq]
+    return rates
+
+
+class FairNetwork:
+    """The flows in flight on a platform's links and their max-min fair rates."""
+
+    def __init__(self, env: simpy.Environment, platform: Platform):
+        self.env, self.platform = env, platform
+        self.flows: dict[int, _Flow] = {}
+        self.capacity: dict[Resource, float] = {}
+        self._routes: dict[tuple[str, str], tuple[Resource, ...]] = {}
+        self._seq = 0
+        self._last = 0.0
+        self._generation = 0
+
+    def resources(self, src_memory: str, dst_memory: str) -> tuple[Resource, ...]:
+        """The link directions a transfer from one memory to another occupies."""
+        key = (src_memory, dst_memory)
+        if key not in self._routes:
+            at, used = src_memory, []
+            for name in self.platform.route(src_memory, dst_memory).links:
+                link = self.platform.link(name)
+                forward = link.a == at
+                at = link.b if forward else link.a
+                resource = (name, (1 if forward else -1) if link.duplex else 0)
+                self.capacity[resource] = link.effective_bandwidth_bytes_per_s
+                used.append(resource)
+            self._routes[key] = tuple(used)
+        return self._routes[key]
+
+    def send(self, nbytes: float, src_memory: str, dst_memory: str, done: Callable[[], None]) -> None:
+        """Move ``nbytes`` between two memories; call ``done()`` when the last byte arrives."""
+        route = self.platform.route(src_memory, dst_memory)
+        resources = self.resources(src_memory, dst_memory)
+        self._seq += 1
+        flow = _Flow(self._seq, nbytes, resources, done)
+        self.env.timeout(route.latency_s).callbacks.append(lambda _event: self._join(flow))
+
+    # -- internals -------------------------------------------------------------------------
+    def _advance(self) -> None:
+        elapsed = self.env.now - self._last
+        if elapsed > 0:
+            for flow in self.flows.values():
+                flow.remaining -= flow.rate * elapsed
+        self._last = self.env.now
+
+    def _join(self, flow: _Flow) -> None:
+        self._advance()
+        self.flows[flow.seq] = flow
+        self._reshare()
+
+    def _reshare(self) -> None:
+        """New rates for every flow, and one timer for the next flow to finish."""
+        self._generation += 1
+        if not self.flows:
+            return
+        rates = max_min_rates([(f.seq, f.resources) for f in self.flows.values()], self.capacity)
+        for seq, flow in self.flows.items():
+            flow.rate = rates[seq]
+        wait = min(max(0.0, f.remaining) / f.rate for f in self.flows.values())
+        generation = self._generation
+        self.env.timeout(wait).callbacks.append(lambda _event: self._tick(generation))
+
+    def _tick(self, generation: int) -> None:
+        if generation != self._generation:
+            return  # rates changed since this timer was set
+        self._advance()
+        # a flow is done when what is left would take under a femtosecond (rounding of the timer)
+        finished = [f for f in self.flows.values() if f.remaining <= max(f.rate * 1e-15, f.nbytes * 1e-12)]
+        for flow in finished:
+            del self.flows[flow.seq]
+        self._reshare()
+        for flow in finished:
+            flow.done()
+
+
+def contends(nbytes: float, links: tuple[str, ...], bandwidth_bytes_per_s: float) -> bool:
+    """Whether a transfer shares links: bytes to move over a route of finite bandwidth."""
+    return nbytes > 0 and bool(links) and math.isfinite(bandwidth_bytes_per_s)
