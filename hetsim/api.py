@@ -15,9 +15,11 @@ from hetsim.cost.model import CostModel
 from hetsim.errors import ScenarioError
 from hetsim.graph.schema import validate_graph
 from hetsim.report import metrics
+from hetsim.sched.online import is_online
 from hetsim.sched.registry import get_scheduler
 from hetsim.sched.schedule import Schedule, check_schedule
 from hetsim.sim.engine import SimOptions, run
+from hetsim.sim.online import run_online
 from hetsim.sim.trace import Trace
 from hetsim.spec.loader import load_platform
 from hetsim.spec.types import Platform
@@ -104,7 +106,9 @@ def simulate(graph: nx.DiGraph, platform: str | Path | Mapping | Platform, sched
     platform : str, path, mapping or Platform
         A preset name, a platform YAML file, a mapping in the same schema, or a Platform.
     scheduler : str or Schedule
-        A registered scheduler name (see ``hetsim schedulers``) or a ready-made Schedule.
+        A registered scheduler name (see ``hetsim schedulers``) or a ready-made Schedule. Online
+        policies (``online_eft``, ``work_stealing``, ``dmda``) decide during the simulation; the
+        Result's schedule then records what they did.
     scheduler_options : mapping, optional
         Keyword options of the scheduler.
     sim : SimOptions or mapping, optional
@@ -134,6 +138,10 @@ def simulate(graph: nx.DiGraph, platform: str | Path | Mapping | Platform, sched
         schedule, took = scheduler, 0.0
     else:
         policy = get_scheduler(scheduler, scheduler_options)
+        if is_online(policy):  # decides while the engine runs; the Schedule records what it did
+            trace, schedule, took = run_online(graph, policy, cost, sim)
+            check_schedule(schedule, graph, cost, check_times=False)
+            return Result(graph, platform, schedule, trace, took)
         began = time.perf_counter()
         schedule = policy(graph, cost)
         took = time.perf_counter() - began

@@ -74,18 +74,13 @@ def _cmd_schedulers(args: argparse.Namespace) -> int:
 
 
 def _cmd_schedule(args: argparse.Namespace) -> int:
-    from hetsim.cost.model import CostModel
+    from hetsim.api import simulate
     from hetsim.graph.instances import load_instance
-    from hetsim.sched.registry import get_scheduler
-    from hetsim.sched.schedule import check_schedule
-    from hetsim.sim.engine import run
     from hetsim.spec.abstract import abstract_platform
 
     graph, units = load_instance(args.instance)
-    cost = CostModel(graph, abstract_platform(units, name=graph.graph["name"]))
-    schedule = get_scheduler(args.scheduler)(graph, cost)
-    check_schedule(schedule, graph, cost)
-    simulated = run(graph, schedule, cost).makespan_s
+    result = simulate(graph, abstract_platform(units, name=graph.graph["name"]), args.scheduler)
+    schedule, simulated = result.schedule, result.makespan_s
     tasks = {op: {"unit": schedule.assignment[op], "start": schedule.start[op], "finish": schedule.finish[op]}
              for op in sorted(graph, key=lambda o: (schedule.start[o], o))}
     if args.json:

@@ -4,6 +4,7 @@ from hetsim.sched import (  # noqa: F401
     baselines,
     cpop,
     dls,
+    dmda,
     eft,
     etf,
     exact,
@@ -14,7 +15,9 @@ from hetsim.sched import (  # noqa: F401
     mct,
     met,
     minmin,
+    online_eft,
     peft,
     random_unit,
     sufferage,
+    work_stealing,
 )

@@ -10,10 +10,17 @@ from hetsim.sched.schedule import Schedule
 
 
 class Timeline:
-    """Busy intervals per unit, and placement of ops into the earliest gap after their inputs."""
+    """Busy intervals per unit, and placement of ops into the earliest gap after their inputs.
+
+    An interval is ``(start, finish, placement number, op)``: ops of zero duration at one instant
+    keep the order they were placed in, which respects precedence (a producer is placed before
+    its consumers), rather than the order of their names.
+    """
 
     def __init__(self, units: list[str]):
-        self.busy: dict[str, list[tuple[float, float, str]]] = {u: [] for u in units}
+        self.busy: dict[str, list[tuple[float, float, int, str]]] = {u: [] for u in units}
+        self.placed: dict[str, int] = {}
+        self._count = 0
         self.ends: dict[str, list[float]] = {u: [] for u in units}  # busy's finish times, also sorted
         self.assignment: dict[str, str] = {}
         self.start: dict[str, float] = {}
@@ -33,7 +40,7 @@ class Timeline:
         slots = self.busy[unit]
         begin = ready
         for i in range(bisect.bisect_right(self.ends[unit], ready), len(slots)):
-            start, end, _ = slots[i]
+            start, end = slots[i][0], slots[i][1]
             if begin + duration <= start:
                 return begin
             begin = end
@@ -57,8 +64,9 @@ class Timeline:
 
     def place(self, op: str, unit: str, start: float, finish: float) -> None:
         slots = self.busy[unit]
-        i = bisect.bisect_right(slots, (start, finish, op))
-        slots.insert(i, (start, finish, op))
+        number = self.placed[op] = self._count = self._count + 1
+        i = bisect.bisect_right(slots, (start, finish, number, op))
+        slots.insert(i, (start, finish, number, op))
         self.ends[unit].insert(i, finish)
         self.assignment[op], self.start[op], self.finish[op] = unit, start, finish
 
@@ -66,10 +74,10 @@ class Timeline:
         """Undo :meth:`place` of ``op`` (tentative placements, as lookahead schedulers make)."""
         unit = self.assignment.pop(op)
         slots = self.busy[unit]
-        i = bisect.bisect_left(slots, (self.start.pop(op), self.finish.pop(op), op))
+        i = bisect.bisect_left(slots, (self.start.pop(op), self.finish.pop(op), self.placed.pop(op), op))
         del slots[i]
         del self.ends[unit][i]
 
     def schedule(self, name: str, power_state: Mapping[str, str] | None = None) -> Schedule:
-        order = {u: tuple(op for _, _, op in slots) for u, slots in self.busy.items() if slots}
+        order = {u: tuple(slot[3] for slot in slots) for u, slots in self.busy.items() if slots}
         return Schedule(name, self.assignment, order, power_state or {}, self.start, self.finish)

@@ -19,11 +19,13 @@ import networkx as nx
 import simpy
 
 from hetsim.cost.model import CostModel
+from hetsim.cost.roofline import OpCost
 from hetsim.errors import ScenarioError, SimulationError
 from hetsim.sched.schedule import Schedule
 from hetsim.sim.memory import MemoryTracker, storage_roots
 from hetsim.sim.network import FairNetwork, contends
 from hetsim.sim.trace import MemorySample, OpRun, PowerSample, Trace, TransferRun
+from hetsim.spec.types import ComputeUnit, Platform
 
 CONTENTION_MODES = ("none", "fair")
 
@@ -49,6 +51,49 @@ class SimOptions:
         if self.contention not in CONTENTION_MODES:
             raise ScenarioError(f"sim.contention: got {self.contention!r}, expected one of "
                                 f"{', '.join(CONTENTION_MODES)}")
+
+
+def op_power(cost: CostModel, unit: ComputeUnit, op: str, state: str | None) -> tuple[OpCost, float, str]:
+    """(cost, busy power in W, power state name) of ``op`` on ``unit`` at ``state`` (nominal if None)."""
+    c = cost.op_cost_at(op, unit.name, state)
+    spec = unit.state(state)
+    return c, spec.static_power_w + spec.dynamic_power_w * c.activity, spec.name
+
+
+def power_samples(platform: Platform, unit: str, busy: list[tuple[float, float, float]]) -> list[tuple]:
+    """The unit's power over time from its busy intervals (start, end, W): one sample per change.
+
+    Power steps to the op's busy power at its start and back to idle at its end; at an instant
+    where one op ends and the next starts, only the last value is kept.
+    """
+    idle = platform.unit(unit).nominal.static_power_w
+    times, watts = [0.0], [idle]
+    for start, end, busy_w in busy:
+        for t, w in ((start, busy_w), (end, idle)):
+            if watts[-1] == w:
+                continue
+            if times[-1] == t:
+                watts[-1] = w
+                if len(watts) > 1 and watts[-2] == w:
+                    times.pop()
+                    watts.pop()
+            else:
+                times.append(t)
+                watts.append(w)
+    return [(t, unit, w) for t, w in zip(times, watts, strict=True)]
+
+
+def build_trace(platform: Platform, graph: nx.DiGraph, makespan_s: float, op_records: list[tuple],
+                transfer_records: list[TransferRun], busy: dict[str, list], memory: MemoryTracker | None) -> Trace:
+    """Sort a run's records into its Trace."""
+    op_records.sort(key=itemgetter(2, 1, 0))  # start, unit, op
+    power = sorted(sample for unit in busy for sample in power_samples(platform, unit, busy[unit]))
+    samples = memory.sorted_samples() if memory else []
+    transfer_records.sort(key=itemgetter(5, 0, 1))  # start, src_op, dst_op
+    new = tuple.__new__
+    return Trace(platform.name, graph.graph.get("name", ""), makespan_s, tuple(op_records),
+                 tuple(transfer_records), tuple([new(PowerSample, p) for p in power]),
+                 tuple([new(MemorySample, m) for m in samples]))
 
 
 class _Run:
@@ -155,12 +200,10 @@ class _Run:
         plan = []
         for op in ops:
             name = states.get(op) if states else None
-            c = cost.op_cost_at(op, unit, name)
-            state = spec.state(name)
-            watts = state.static_power_w + state.dynamic_power_w * c.activity
+            c, watts, state = op_power(cost, spec, op, name)
             data = nodes[op]
             alloc = data["bytes_written"] if root.get(op) == op else 0
-            plan.append((op, c.total_s, watts, state.name, alloc, data["flop"],
+            plan.append((op, c.total_s, watts, state, alloc, data["flop"],
                          data["bytes_read"] + data["bytes_written"], local[op], remote[op], releases[op]))
         return plan
 
@@ -200,28 +243,6 @@ class _Run:
                         event.succeed()
             for transfer in remote:
                 start_transfer(op, now, *transfer)
-
-    def _power_samples(self, unit: str) -> list[tuple[float, str, float]]:
-        """The unit's power over time from its busy intervals: one sample per change of power.
-
-        Power steps to the op's busy power at its start and back to idle at its end; at an instant
-        where one op ends and the next starts, only the last value is kept.
-        """
-        idle = self.platform.unit(unit).nominal.static_power_w
-        times, watts = [0.0], [idle]
-        for start, end, busy_w in self.busy[unit]:
-            for t, w in ((start, busy_w), (end, idle)):
-                if watts[-1] == w:
-                    continue
-                if times[-1] == t:
-                    watts[-1] = w
-                    if len(watts) > 1 and watts[-2] == w:
-                        times.pop()
-                        watts.pop()
-                else:
-                    times.append(t)
-                    watts.append(w)
-        return [(t, unit, w) for t, w in zip(times, watts, strict=True)]
 
     def _arrive(self, op: str) -> None:
         self.pending[op] -= 1
@@ -264,14 +285,8 @@ class _Run:
         return self._trace()
 
     def _trace(self) -> Trace:
-        self.op_records.sort(key=itemgetter(2, 1, 0))  # start, unit, op
-        power = sorted(sample for unit in self.busy for sample in self._power_samples(unit))
-        memory = self.memory.sorted_samples() if self.memory else []
-        self.transfer_records.sort(key=itemgetter(5, 0, 1))  # start, src_op, dst_op
-        new = tuple.__new__
-        return Trace(self.platform.name, self.graph.graph.get("name", ""), self.env.now, tuple(self.op_records),
-                     tuple(self.transfer_records), tuple([new(PowerSample, p) for p in power]),
-                     tuple([new(MemorySample, m) for m in memory]))
+        return build_trace(self.platform, self.graph, self.env.now, self.op_records, self.transfer_records,
+                           self.busy, self.memory)
 
 
 def run(graph: nx.DiGraph, schedule: Schedule, cost: CostModel, options: SimOptions | None = None) -> Trace:
