@@ -27,8 +27,9 @@ STATIC = sorted(n for n in list_schedulers() if n != "exact" and not is_online(g
 @st.composite
 def instances(draw, max_tasks: int = 10):
     n, units = draw(st.integers(1, max_tasks)), ["A", "B", "C"][: draw(st.integers(1, 3))]
-    tasks = {f"t{i}": [draw(st.integers(1, 20)) for _ in units] for i in range(n)}
-    edges = [[f"t{i}", f"t{j}", draw(st.integers(0, 15))] for j in range(n) for i in range(j)
+    # zero costs included; names count down so that name order contradicts precedence
+    tasks = {f"t{n - i}": [draw(st.integers(0, 20)) for _ in units] for i in range(n)}
+    edges = [[f"t{n - i}", f"t{n - j}", draw(st.integers(0, 15))] for j in range(n) for i in range(j)
              if draw(st.booleans())]
     return {"units": units, "tasks": tasks, "edges": edges}
 
@@ -57,3 +58,11 @@ def test_exact_is_valid_and_no_heuristic_beats_it(data):
     assert best.makespan_s <= sequential_time(graph, cost) + 1e-9
     for name in ("heft", "cpop", "peft", "minmin"):
         assert get_scheduler(name)(graph, cost).makespan_s >= best.makespan_s - 1e-9
+
+
+def test_zero_duration_ops_keep_precedence_on_a_unit():
+    # both ops take no time on the one unit: the order must follow the edge, not the names
+    data = {"units": ["A"], "tasks": {"z_producer": [0], "a_consumer": [0]}, "edges": [["z_producer", "a_consumer", 0]]}
+    for name in STATIC:
+        _, _, schedule = _check(data, name)
+        assert schedule.order["A"] == ("z_producer", "a_consumer"), name
