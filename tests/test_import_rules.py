@@ -21,6 +21,7 @@ ALLOWED = {
     "validate": None,  # everything above
     "sweep": {"sweep", "scenario"},
     "scenario": None,
+    "compare": None,  # glue, like scenario and api: runs every scheduler through simulate()
     "cli": None,
     "api": None,  # glue, like scenario: simulate() ties the stages together
     "__init__": None,

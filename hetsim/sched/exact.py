@@ -79,7 +79,10 @@ class Exact:
         best, bound = solver.objective_value, solver.best_objective_bound
         gap = 0.0 if status == cp_model.OPTIMAL else (best - bound) / best if best else 0.0
         status_text = "optimal" if status == cp_model.OPTIMAL else f"feasible (gap {gap:.1%})"
-        object.__setattr__(self, "last_status", status_text)  # a report, not state the result depends on
+        # reports, not state the result depends on: the status and CP-SAT's lower bound in seconds
+        # (a bound on the problem with costs rounded to ``resolution``)
+        object.__setattr__(self, "last_status", status_text)
+        object.__setattr__(self, "last_bound_s", bound / scale)
         assignment = {op: next(u for u in units if (op, u) in on and solver.boolean_value(on[op, u])) for op in graph}
         order = sorted(graph, key=lambda op: (solver.value(start[op]), list(graph).index(op)))
         return from_assignment(self.name, graph, cost, assignment, order)
