@@ -45,10 +45,11 @@ def select_pairs(name: str, graph: nx.DiGraph, cost: CostModel, key: PairKey) ->
         return min(pairs)
 
     while ready:
-        for op in ready:
+        members = ready.members  # keys are unique (they end in graph and platform positions): order is moot
+        for op in members:
             if op not in best:
                 best[op] = best_pair(op)
-        op = min(ready, key=lambda o: best[o][0])
+        op = min(members, key=lambda o: best[o][0])
         _, start, unit = best.pop(op)
         finish = start + cost.time(op, unit)
         timeline.place(op, unit, start, finish)
