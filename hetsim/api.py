@@ -112,7 +112,8 @@ def simulate(graph: nx.DiGraph, platform: str | Path | Mapping | Platform, sched
     scheduler_options : mapping, optional
         Keyword options of the scheduler.
     sim : SimOptions or mapping, optional
-        Engine options (``contention``, ``track_memory``).
+        Engine options (``contention``, ``track_memory``, ``collective_algorithm``,
+        ``collective_mode``), see :class:`hetsim.sim.engine.SimOptions`.
 
     Examples
     --------
@@ -133,7 +134,8 @@ def simulate(graph: nx.DiGraph, platform: str | Path | Mapping | Platform, sched
             raise ScenarioError(f"sim.{unknown[0]}: unknown option, expected one of "
                                 f"{', '.join(SimOptions.__dataclass_fields__)}")
         sim = SimOptions(**sim)
-    cost = CostModel(graph, platform)
+    sim = sim or SimOptions()
+    cost = CostModel(graph, platform, sim.collective_algorithm)
     if isinstance(scheduler, Schedule):
         schedule, took = scheduler, 0.0
     else:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from hetsim.cost.roofline import OpCost, op_cost
+from hetsim.cost.collectives import ALGORITHMS, collective_steps, collective_time
+from hetsim.cost.roofline import IMPOSSIBLE, OpCost, op_cost
 from hetsim.errors import ScheduleError
 from hetsim.spec.types import Platform
 
@@ -48,19 +49,54 @@ class CostModel:
 
     graph: nx.DiGraph
     platform: Platform
+    collective_algorithm: str = "ring"
 
     def __post_init__(self) -> None:
+        if self.collective_algorithm not in ALGORITHMS:
+            raise ScheduleError(f"sim.collective_algorithm: got {self.collective_algorithm!r}, expected one of "
+                                f"{', '.join(ALGORITHMS)}")
         costs: dict[str, dict[str, OpCost]] = {}
         units = self.platform.units
+        names = {u.name for u in units}
         memories = {u.name: self.platform.memory(u.memory) for u in units}
         for node, data in self.graph.nodes(data=True):
-            row = {u.name: op_cost(data, u, memories[u.name]) for u in units}
+            pin = data.get("pin")
+            if pin is not None and pin not in names:
+                raise ScheduleError(f"op {node!r}.pin: got {pin!r}, expected a unit of platform "
+                                    f"{self.platform.name!r} ({', '.join(sorted(names))})")
+            if data["op"] == "collective" and "collective" in data:
+                row = dict.fromkeys(names, IMPOSSIBLE)
+                row[pin] = self._collective_cost(node, data)
+            else:
+                row = {u.name: op_cost(data, u, memories[u.name]) if pin in (None, u.name) else IMPOSSIBLE
+                       for u in units}
             if all(math.isinf(c.total_s) for c in row.values()):
                 raise ScheduleError(f"op {node!r}: no unit of platform {self.platform.name!r} can run "
                                     f"op kind {data['op']!r} in dtype {data.get('dtype')!r}")
             costs[node] = row
         object.__setattr__(self, "_costs", costs)
         object.__setattr__(self, "_unit_memory", {u.name: u.memory for u in units})
+
+    def _collective_cost(self, node: str, data) -> OpCost:
+        """Alpha-beta time of one collective member, on the slowest route its algorithm uses.
+
+        It is all data movement: the unit waits and draws its static power (memory time, no
+        compute). The engine replays the steps as transfers instead (unless told to use this).
+        """
+        ranks = list(data["ranks"])
+        for rank in ranks:
+            if rank not in {u.name for u in self.platform.units}:
+                raise ScheduleError(f"op {node!r}.ranks: got unit {rank!r}, expected units of platform "
+                                    f"{self.platform.name!r}")
+        steps = collective_steps(data["collective"], self.collective_algorithm, len(ranks), data["comm_bytes"])
+        memory = {u.name: u.memory for u in self.platform.units}
+        routes = [self.platform.route(memory[ranks[a]], memory[ranks[b]]) for a, b in
+                  {(a, b) for step in steps for a, b, _ in step}]
+        latency = max((r.latency_s for r in routes if r.links), default=0.0)
+        bandwidth = min((r.bandwidth_bytes_per_s for r in routes if r.links), default=math.inf)
+        seconds = collective_time(data["collective"], self.collective_algorithm, len(ranks), data["comm_bytes"],
+                                  latency, bandwidth)
+        return OpCost(seconds, 0.0, seconds, 0.0)
 
     def cost(self, op: str, unit: str) -> OpCost:
         """The full :class:`OpCost` of ``op`` on ``unit`` at the nominal power state."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import networkx as nx
 
 from hetsim.errors import GraphError
-from hetsim.graph.schema import NODE_DEFAULTS, add_op, new_graph, validate_graph
+from hetsim.graph.schema import NODE_DEFAULTS, OPTIONAL_KEYS, add_op, new_graph, validate_graph
 
 FORMAT = "hetsim-opgraph"
 
@@ -52,9 +52,10 @@ def graph_from_dict(data: object, where: str = "graph") -> nx.DiGraph:
         if not isinstance(item, dict) or "id" not in item:
             raise GraphError(f"{where}.nodes[{i}]: got {item!r}, expected an object with an \"id\"")
         fields = {k: v for k, v in item.items() if k != "id"}
-        if isinstance(fields.get("shape"), list):
-            fields["shape"] = tuple(fields["shape"])
-        unknown = set(fields) - set(NODE_DEFAULTS) - {"cost"}
+        for key in ("shape", "ranks"):
+            if isinstance(fields.get(key), list):
+                fields[key] = tuple(fields[key])
+        unknown = set(fields) - set(NODE_DEFAULTS) - OPTIONAL_KEYS
         if unknown:
             raise GraphError(f"{where}.nodes[{i}].{sorted(unknown)[0]}: unknown op attribute")
         add_op(g, str(item["id"]), **fields)

@@ -19,6 +19,17 @@ Node attributes
     ``module``        dotted module path, e.g. ``layers.3.attn``
     ``cost``          optional ``{unit name: seconds}``: explicit per-unit costs win over the
                       cost model (classic benchmark instances, measured tables)
+    ``pin``           optional unit name: the op may run only there (the ranks of a parallel
+                      graph, see :mod:`hetsim.graph.parallel`)
+
+Collective ops (``op == "collective"``) also carry
+    ``collective``    one of :data:`COLLECTIVES`
+    ``group``         the id shared by the members of one collective: one node per rank, each
+                      pinned to its rank's unit; they run together
+    ``ranks``         the group's unit names in rank order (a ring follows this order)
+    ``comm_bytes``    the collective's buffer: the tensor reduced (all-reduce), the whole gathered
+                      tensor (all-gather, reduce-scatter), the tensor broadcast (from rank 0), or
+                      each rank's send buffer (all-to-all)
 
 Edge attributes
     ``bytes``         size of the tensor that flows
@@ -43,6 +54,11 @@ OP_KINDS = frozenset({
     "matmul", "attention", "conv", "elementwise", "norm", "softmax", "embedding", "reduction",
     "collective", "copy", "view", "other",
 })
+
+COLLECTIVES = frozenset({"all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all"})
+
+#: node attributes an op may carry besides :data:`NODE_DEFAULTS`
+OPTIONAL_KEYS = frozenset({"cost", "pin", "collective", "group", "ranks", "comm_bytes"})
 
 #: op kinds that move no data and cost nothing (aliasing views)
 FREE_OPS = frozenset({"view"})
@@ -77,10 +93,10 @@ def new_graph(name: str, *, phase: str = "", batch: int = 1, seq_len: int = 0, d
 
 def add_op(g: nx.DiGraph, node: str, **attrs: object) -> None:
     """Add one op with every schema attribute present (defaults for those not given)."""
-    unknown = set(attrs) - set(NODE_DEFAULTS) - {"cost"}
+    unknown = set(attrs) - set(NODE_DEFAULTS) - OPTIONAL_KEYS
     if unknown:
         raise GraphError(f"op {node!r}: unknown attribute {sorted(unknown)[0]!r}, expected one of "
-                         f"{', '.join(sorted(NODE_DEFAULTS))}, cost")
+                         f"{', '.join(sorted(set(NODE_DEFAULTS) | OPTIONAL_KEYS))}")
     data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in NODE_DEFAULTS.items()}
     data.update(attrs)
     if "weights" in attrs and "weight_bytes" not in attrs:
@@ -114,6 +130,7 @@ def validate_graph(g: nx.DiGraph) -> nx.DiGraph:
         cycle = nx.find_cycle(g)
         path = " -> ".join([str(u) for u, _ in cycle] + [str(cycle[0][0])])
         raise GraphError(f"graph {name!r}: got a cycle {path}, expected a DAG")
+    groups: dict[str, list[str]] = {}
     for node, data in g.nodes(data=True):
         op = data.get("op")
         if op not in OP_KINDS:
@@ -127,8 +144,51 @@ def validate_graph(g: nx.DiGraph) -> nx.DiGraph:
         cost = data.get("cost")
         if cost is not None and (not isinstance(cost, Mapping) or not all(_number_ok(v) for v in cost.values())):
             raise GraphError(f"op {node!r}.cost: got {cost!r}, expected a mapping unit -> seconds >= 0")
+        pin = data.get("pin")
+        if pin is not None and not (isinstance(pin, str) and pin):
+            raise GraphError(f"op {node!r}.pin: got {pin!r}, expected a unit name")
+        if op == "collective":
+            groups.setdefault(_check_collective(node, data), []).append(node)
+    for members in groups.values():
+        _check_group(g, members)
     for u, v, data in g.edges(data=True):
         for key in ("bytes", "cost"):
             if (key == "bytes" or key in data) and not _number_ok(data.get(key)):
                 raise GraphError(f"edge {u!r} -> {v!r}.{key}: got {data.get(key)!r}, expected a non-negative number")
     return g
+
+
+def _check_collective(node: str, data: Mapping) -> str:
+    """One member's collective attributes; its group id."""
+    kind = data.get("collective")
+    if kind not in COLLECTIVES:
+        raise GraphError(f"op {node!r}.collective: got {kind!r}, expected one of {', '.join(sorted(COLLECTIVES))}")
+    group, ranks = data.get("group"), data.get("ranks")
+    if not (isinstance(group, str) and group):
+        raise GraphError(f"op {node!r}.group: got {group!r}, expected the collective's id (a string)")
+    if (not isinstance(ranks, tuple | list) or not ranks or not all(isinstance(r, str) and r for r in ranks)
+            or len(set(ranks)) != len(ranks)):
+        raise GraphError(f"op {node!r}.ranks: got {ranks!r}, expected a list of distinct unit names")
+    if data.get("pin") not in ranks:
+        raise GraphError(f"op {node!r}.pin: got {data.get('pin')!r}, expected one of its ranks {list(ranks)}")
+    if not _number_ok(data.get("comm_bytes")):
+        raise GraphError(f"op {node!r}.comm_bytes: got {data.get('comm_bytes')!r}, expected a non-negative number")
+    return group
+
+
+def _check_group(g: nx.DiGraph, members: list[str]) -> None:
+    """The members of one collective agree, and there is one per rank."""
+    first = g.nodes[members[0]]
+    for node in members[1:]:
+        data = g.nodes[node]
+        for key in ("collective", "comm_bytes"):
+            if data[key] != first[key]:
+                raise GraphError(f"op {node!r}.{key}: got {data[key]!r}, expected {first[key]!r} as the other "
+                                 f"members of collective {first['group']!r}")
+        if tuple(data["ranks"]) != tuple(first["ranks"]):
+            raise GraphError(f"op {node!r}.ranks: got {list(data['ranks'])}, expected {list(first['ranks'])} as "
+                             f"the other members of collective {first['group']!r}")
+    pins = sorted(g.nodes[m]["pin"] for m in members)
+    if pins != sorted(first["ranks"]):
+        raise GraphError(f"collective {first['group']!r}: members pinned to {pins}, expected one member on each "
+                         f"of {sorted(first['ranks'])}")

@@ -110,13 +110,20 @@ def check_schedule(schedule: Schedule, graph, cost: CostModel, *, check_times: b
 
 
 def _check_deadlock(schedule: Schedule, graph) -> None:
-    """Precedence plus per-unit order must still be acyclic, or the engine would wait forever."""
+    """Precedence plus per-unit order must still be acyclic, or the engine would wait forever.
+
+    The members of a collective count as one node: two units taking two collectives in opposite
+    orders would wait for each other.
+    """
     import networkx as nx
 
-    combined = nx.DiGraph(graph.edges)
-    combined.add_nodes_from(graph.nodes)
+    # the members of one collective run together: one node for the check
+    node = {op: f"collective {d['group']}" if d["op"] == "collective" and "group" in d else op
+            for op, d in graph.nodes(data=True)}
+    combined = nx.DiGraph((node[a], node[b]) for a, b in graph.edges)
+    combined.add_nodes_from(node.values())
     for seq in schedule.order.values():
-        combined.add_edges_from(pairwise(seq))
+        combined.add_edges_from((node[a], node[b]) for a, b in pairwise(seq))
     if not nx.is_directed_acyclic_graph(combined):
         cycle = nx.find_cycle(combined)
         raise ScheduleError(f"schedule.order: unit orders contradict precedence around op {cycle[0][0]!r}")

@@ -18,16 +18,19 @@ from operator import itemgetter
 import networkx as nx
 import simpy
 
+from hetsim.cost.collectives import ALGORITHMS
 from hetsim.cost.model import CostModel
 from hetsim.cost.roofline import OpCost
 from hetsim.errors import ScenarioError, SimulationError
 from hetsim.sched.schedule import Schedule
+from hetsim.sim.collectives import Collectives
 from hetsim.sim.memory import MemoryTracker, storage_roots
 from hetsim.sim.network import FairNetwork, contends
 from hetsim.sim.trace import MemorySample, OpRun, PowerSample, Trace, TransferRun
 from hetsim.spec.types import ComputeUnit, Platform
 
 CONTENTION_MODES = ("none", "fair")
+COLLECTIVE_MODES = ("transfers", "analytic")
 
 
 @dataclass(frozen=True)
@@ -42,15 +45,24 @@ class SimOptions:
         (:mod:`hetsim.sim.network`); explicit edge costs of classic instances stay fixed delays.
     track_memory : bool
         Track capacity over time and raise :class:`~hetsim.errors.OutOfMemoryError` on overflow.
+    collective_algorithm : str
+        ``"ring"`` or ``"tree"`` (recursive halving/doubling, binomial broadcast), see
+        :mod:`hetsim.cost.collectives`.
+    collective_mode : str
+        ``"transfers"``: collectives run their steps as transfers on the links (they contend);
+        ``"analytic"``: each takes its alpha-beta time, no transfers (faster, contention-blind).
     """
 
     contention: str = "none"
     track_memory: bool = True
+    collective_algorithm: str = "ring"
+    collective_mode: str = "transfers"
 
     def __post_init__(self) -> None:
-        if self.contention not in CONTENTION_MODES:
-            raise ScenarioError(f"sim.contention: got {self.contention!r}, expected one of "
-                                f"{', '.join(CONTENTION_MODES)}")
+        for key, allowed in (("contention", CONTENTION_MODES), ("collective_algorithm", ALGORITHMS),
+                             ("collective_mode", COLLECTIVE_MODES)):
+            if getattr(self, key) not in allowed:
+                raise ScenarioError(f"sim.{key}: got {getattr(self, key)!r}, expected one of {', '.join(allowed)}")
 
 
 def op_power(cost: CostModel, unit: ComputeUnit, op: str, state: str | None) -> tuple[OpCost, float, str]:
@@ -119,6 +131,8 @@ class _Run:
         self.busy: dict[str, list[tuple[float, float, float]]] = {u.name: [] for u in self.platform.units}
         self.memory = MemoryTracker(self.platform) if options.track_memory else None
         self.network = FairNetwork(self.env, self.platform) if options.contention == "fair" else None
+        self.collectives = Collectives(self.env, graph, cost, self.network, self.transfer_records,
+                                       options.collective_mode == "analytic")
         self._plan_edges()
         if self.memory is not None:
             self._place_weights()
@@ -192,11 +206,12 @@ class _Run:
 
     def _plan_unit(self, unit: str, ops: tuple[str, ...]) -> list[tuple]:
         """Per op, in order: (op, duration, busy power, state name, output bytes to allocate, flop,
-        bytes moved, local consumers, transfers, copies released)."""
+        bytes moved, local consumers, transfers, copies released, the collective it belongs to)."""
         spec = self.platform.unit(unit)
         states, cost, nodes = self.schedule.power_state, self.cost, self.nodes
         root = getattr(self, "root", {})
         local, remote, releases = self.local, self.remote, self.releases
+        collective_of = self.collectives.of
         plan = []
         for op in ops:
             name = states.get(op) if states else None
@@ -204,7 +219,8 @@ class _Run:
             data = nodes[op]
             alloc = data["bytes_written"] if root.get(op) == op else 0
             plan.append((op, c.total_s, watts, state, alloc, data["flop"],
-                         data["bytes_read"] + data["bytes_written"], local[op], remote[op], releases[op]))
+                         data["bytes_read"] + data["bytes_written"], local[op], remote[op], releases[op],
+                         collective_of.get(op)))
         return plan
 
     # -- execution -------------------------------------------------------------------------
@@ -216,14 +232,19 @@ class _Run:
         busy = self.busy[unit]
         start_transfer = self._start_transfer
         new_record = tuple.__new__
-        for op, duration, watts, state, alloc, flop, moved, local, remote, releases in plan:
+        for op, duration, watts, state, alloc, flop, moved, local, remote, releases, collective in plan:
             if pending[op]:
                 event = waiting[op] = env.event()
                 yield event
             start = env.now
             if alloc and memory is not None:
                 memory.allocate(start, mem, (op, mem), alloc, op)
-            if duration > 0:
+            if collective is not None:  # wait for every member, then for the collective's last step
+                yield collective.join()
+                start, now = collective.start_s, env.now
+                if now > start:
+                    busy.append((start, now, watts))
+            elif duration > 0:
                 yield env.timeout(duration)
                 now = env.now
                 busy.append((start, now, watts))

@@ -30,6 +30,7 @@ from hetsim.cost.model import CostModel
 from hetsim.errors import SimulationError
 from hetsim.sched.online import OnlinePolicy, Snapshot, UnitView
 from hetsim.sched.schedule import Schedule
+from hetsim.sim.collectives import Collectives
 from hetsim.sim.engine import SimOptions, build_trace, op_power
 from hetsim.sim.memory import MemoryTracker, storage_roots
 from hetsim.sim.network import FairNetwork, contends
@@ -59,6 +60,8 @@ class _OnlineRun:
         self.order: dict[str, list[str]] = {u: [] for u in self.units}
         self.policy_s = 0.0
         self.network = FairNetwork(self.env, self.platform) if options.contention == "fair" else None
+        self.collectives = Collectives(self.env, graph, cost, self.network, self.transfer_records,
+                                       options.collective_mode == "analytic")
         self.memory = MemoryTracker(self.platform) if options.track_memory else None
         self.root = storage_roots(graph)
         is_view = {op: d["op"] == "view" for op, d in self.nodes.items()}
@@ -210,7 +213,13 @@ class _OnlineRun:
                 self.held.setdefault(op, []).append(self.mem_of_unit[unit])
                 self.memory.allocate(start, self.mem_of_unit[unit], (op, self.mem_of_unit[unit]),
                                      data["bytes_written"], op)
-            if c.total_s > 0:
+            collective = self.collectives.of.get(op)
+            if collective is not None:  # every member, then the last step
+                yield collective.join()
+                start = collective.start_s
+                if env.now > start:
+                    self.busy[unit].append((start, env.now, watts))
+            elif c.total_s > 0:
                 yield env.timeout(c.total_s)
                 self.busy[unit].append((start, env.now, watts))
             self.op_records.append(OpRun(op, unit, start, env.now, state, data["flop"],
