@@ -5,6 +5,8 @@
     platform: gh200                 # preset name, platform YAML file, or inline mapping
     workload: {model: llama-3-8b, phase: prefill, batch: 1, seq_len: 2048, dtype: bf16}
     # or workload: {graph: my_graph.json}   (an OpGraph saved by hetsim.graph.io.save_graph)
+    # workload.parallel: {tp: 2, units: [gpu0, gpu1]} splits the graph tensor-parallel
+    # (hetsim.graph.parallel); units default to the platform's first accelerators
     scheduler: eft                  # or {name: eft, options: {...}}
     sim: {contention: none}
     outputs: {dir: out/quickstart, trace: true, gantt: true, ops_csv: true}
@@ -25,7 +27,8 @@ import yaml
 from hetsim.errors import HetsimError, ScenarioError, SpecError
 
 TOP_KEYS = ("name", "platform", "workload", "scheduler", "sim", "outputs")
-WORKLOAD_KEYS = ("model", "graph", "phase", "batch", "seq_len", "dtype")
+WORKLOAD_KEYS = ("model", "graph", "phase", "batch", "seq_len", "dtype", "parallel")
+PARALLEL_KEYS = ("tp", "units")
 OUTPUT_KEYS = ("dir", "trace", "gantt", "ops_csv")
 
 
@@ -111,6 +114,8 @@ def parse_scenario(data: Any, *, base: Path | None = None, default_name: str = "
         platform = str(candidate) if candidate.is_file() else platform
     workload = _mapping(data, "workload", required=True)
     _check_keys(workload, "workload", WORKLOAD_KEYS)
+    if "parallel" in workload:
+        workload["parallel"] = _parallel(workload["parallel"])
     if "graph" in workload:
         if "model" in workload or not isinstance(workload["graph"], str):
             raise ScenarioError(f"workload.graph: got {workload['graph']!r}, expected a graph JSON path "
@@ -127,6 +132,35 @@ def parse_scenario(data: Any, *, base: Path | None = None, default_name: str = "
     workload["seq_len"] = _positive_int(workload["seq_len"], "workload.seq_len")
     workload.setdefault("dtype", "bf16")
     return _finish(data, name_default=default_name, platform=platform, workload=workload)
+
+
+def _parallel(raw: Any) -> dict:
+    """``workload.parallel``: ``{tp: N, units: [...]}`` (units optional)."""
+    if not isinstance(raw, Mapping):
+        raise ScenarioError(f"workload.parallel: got {raw!r}, expected a mapping such as {{tp: 2}}")
+    _check_keys(raw, "workload.parallel", PARALLEL_KEYS)
+    tp = _positive_int(raw.get("tp", 1), "workload.parallel.tp")
+    units = raw.get("units")
+    if units is not None and (not isinstance(units, list) or len(units) != tp
+                              or not all(isinstance(u, str) for u in units)):
+        raise ScenarioError(f"workload.parallel.units: got {units!r}, expected a list of {tp} unit names")
+    return {"tp": tp, "units": units}
+
+
+def parallel_units(parallel: Mapping[str, Any], platform) -> list[str]:
+    """The units of a tensor-parallel group: as listed, else the platform's first accelerators."""
+    names = [u.name for u in platform.units]
+    if parallel["units"] is not None:
+        for unit in parallel["units"]:
+            if unit not in names:
+                raise ScenarioError(f"workload.parallel.units: got {unit!r}, expected units of {platform.name!r} "
+                                    f"({', '.join(names)})")
+        return list(parallel["units"])
+    accelerators = [u.name for u in platform.units if u.kind != "cpu"]
+    if parallel["tp"] > len(accelerators):
+        raise ScenarioError(f"workload.parallel.tp: got {parallel['tp']}, expected at most {len(accelerators)} "
+                            f"(the accelerators of {platform.name!r})")
+    return accelerators[:parallel["tp"]]
 
 
 def _finish(data: Mapping, *, name_default: str, platform: Any, workload: dict) -> Scenario:
@@ -182,6 +216,12 @@ def run_scenario(scenario: Scenario, *, out_dir: str | Path | None = None, progr
     else:
         step(f"capturing {w['model']} {w['phase']} (batch {w['batch']}, seq {w['seq_len']})")
         graph = model_graph(w["model"], phase=w["phase"], batch=w["batch"], seq_len=w["seq_len"], dtype=w["dtype"])
+    if w.get("parallel") and w["parallel"]["tp"] > 1:
+        from hetsim.graph.parallel import tensor_parallel
+
+        units = parallel_units(w["parallel"], platform)
+        step(f"splitting over {len(units)} units (tensor parallel)")
+        graph = tensor_parallel(graph, units)
     step(f"scheduling {graph.number_of_nodes()} ops with {scenario.scheduler} and simulating")
     result = simulate(graph, platform, scenario.scheduler, scheduler_options=scenario.scheduler_options,
                       sim=scenario.sim)

@@ -21,7 +21,7 @@ import simpy
 from hetsim.cost.collectives import ALGORITHMS
 from hetsim.cost.model import CostModel
 from hetsim.cost.roofline import OpCost
-from hetsim.errors import ScenarioError, SimulationError
+from hetsim.errors import OutOfMemoryError, ScenarioError, SimulationError
 from hetsim.sched.schedule import Schedule
 from hetsim.sim.collectives import Collectives
 from hetsim.sim.memory import MemoryTracker, storage_roots
@@ -201,6 +201,16 @@ class _Run:
         for op, data in self.nodes.items():
             for name, nbytes in data["weights"].items():
                 resident[(f"weight:{name}", mem_of[op])] = nbytes
+        need: Counter[str] = Counter()
+        for (_, memory), nbytes in resident.items():
+            need[memory] += nbytes
+        for memory, nbytes in sorted(need.items()):
+            capacity = self.memory.capacity[memory]
+            if nbytes > capacity:
+                raise OutOfMemoryError(
+                    f"memory {memory!r}: weights and other resident inputs need {nbytes:.0f} bytes "
+                    f"({nbytes / 1e9:.2f} GB), expected at most its capacity {capacity:.0f} bytes "
+                    f"({capacity / 1e9:.2f} GB)")
         for (name, memory), nbytes in sorted(resident.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             self.memory.allocate(0.0, memory, (name, memory), nbytes, name.removeprefix("weight:"))
 

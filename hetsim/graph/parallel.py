@@ -1,0 +1,133 @@
+"""Parallelism transforms on OpGraphs: tensor parallelism, Megatron style.
+
+:func:`tensor_parallel` turns a one-device graph into one copy per rank, each op pinned to its
+rank's unit, after Shoeybi et al., "Megatron-LM: training multi-billion parameter language models
+using model parallelism", arXiv:1909.08053, 2019, §3:
+
+* attention and MLP ops are **split**: each rank runs 1/p of the heads and of the FFN width, so
+  their FLOPs, weights (KV cache included) and outputs are divided by p; an op reading a whole
+  replicated tensor (the first projection after a norm) still reads all of it;
+* the **row-parallel** projections that close a block (``o_proj``, ``down_proj``, GPT-2's
+  ``c_proj``, BERT's ``output.dense``) produce partial sums of the full output: an all-reduce
+  follows them; the vocabulary-parallel **embedding** (1/p of the table per rank) too;
+* the **LM head** is column-parallel: each rank keeps 1/p of the logits;
+* everything else (norms, residual adds, rotary tables) is **replicated** on every rank;
+* a split tensor read by a replicated op other than through those all-reduces is all-gathered
+  first, so the transform is correct for any graph the rules partly recognise.
+
+Which modules are which is a :class:`TPRules` of regular expressions over the ``module``
+attribute; the defaults cover the catalogue's Llama, Mistral, GPT-2 and BERT. Head counts are
+assumed divisible by p (a KV head shared by several ranks is not modelled).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import networkx as nx
+
+from hetsim.errors import GraphError
+from hetsim.graph.schema import add_op, new_graph, validate_graph
+
+SPLIT, REDUCE, REPLICATED = "split", "reduce", "replicated"
+
+
+@dataclass(frozen=True)
+class TPRules:
+    """Regular expressions over an op's ``module`` naming how tensor parallelism treats it."""
+
+    split: str = r"(^|\.)(self_attn|attn|attention|mlp|intermediate|feed_forward)(\.|$)"
+    row_parallel: str = r"(^|\.)(o_proj|down_proj|c_proj|out_proj|wo|w2|attention_output\.dense|output\.dense)$"
+    vocab_parallel: str = r"^(embed_tokens|wte|tok_embeddings|embeddings\.word_embeddings)$"
+    column_head: str = r"^(lm_head|output)$"
+
+    def role(self, data: dict) -> str:
+        """``split``, ``reduce`` (split, then an all-reduce of its output) or ``replicated``."""
+        module = data.get("module", "")
+        if data["op"] == "matmul" and re.search(self.row_parallel, module):
+            return REDUCE
+        if data["op"] == "embedding" and re.search(self.vocab_parallel, module):
+            return REDUCE
+        if re.search(self.split, module) or re.search(self.column_head, module):
+            return SPLIT
+        return REPLICATED
+
+
+def tensor_parallel(graph: nx.DiGraph, units: Sequence[str], rules: TPRules | None = None) -> nx.DiGraph:
+    """One copy of ``graph`` per unit in ``units``, split Megatron style, with its collectives.
+
+    Op ``x`` becomes ``x@unit`` on each unit (pinned there); the all-reduce after op ``x`` is
+    the collective ``all_reduce:x`` with members ``all_reduce:x@unit``.
+
+    Examples
+    --------
+    >>> g = new_graph("block")
+    >>> add_op(g, "norm", op="norm", flop=10, bytes_read=80, bytes_written=80, module="layers.0.norm")
+    >>> add_op(g, "up", op="matmul", flop=800, bytes_read=880, bytes_written=80, module="layers.0.mlp.up_proj",
+    ...        weights={"up.w": 800})
+    >>> add_op(g, "down", op="matmul", flop=800, bytes_read=880, bytes_written=80,
+    ...        module="layers.0.mlp.down_proj", weights={"down.w": 800})
+    >>> g.add_edge("norm", "up", bytes=80); g.add_edge("up", "down", bytes=80)
+    >>> tp = tensor_parallel(g, ["gpu0", "gpu1"])
+    >>> sorted(tp.successors("down@gpu0")), tp.nodes["up@gpu1"]["weights"], tp.nodes["up@gpu1"]["bytes_read"]
+    (['all_reduce:down@gpu0'], {'up.w': 400.0}, 480.0)
+    """
+    units = list(units)
+    if not units or len(set(units)) != len(units) or not all(isinstance(u, str) and u for u in units):
+        raise GraphError(f"tensor_parallel.units: got {units!r}, expected distinct unit names")
+    rules = rules or TPRules()
+    p = len(units)
+    role = {op: rules.role(data) for op, data in graph.nodes(data=True)}
+    if p > 1 and all(r == REPLICATED for r in role.values()):
+        raise GraphError(f"tensor_parallel: graph {graph.graph.get('name', '')!r} has no op the rules split "
+                         "(expected attention/MLP modules such as layers.0.self_attn)")
+    out = new_graph(graph.graph.get("name", ""))
+    out.graph.update(graph.graph, tp=p)
+
+    def edge_bytes(a: str, b: str, nbytes: float) -> float:
+        """A tensor a split op hands to a split op is 1/p on each rank."""
+        return nbytes / p if role[a] == SPLIT and role[b] != REPLICATED else nbytes
+
+    gathered = {a for a, b in graph.edges if role[a] == SPLIT and role[b] == REPLICATED} if p > 1 else set()
+    for op, data in graph.nodes(data=True):
+        for unit in units:
+            add_op(out, f"{op}@{unit}", **_shard(graph, op, data, role, p, edge_bytes), pin=unit)
+        if p > 1 and (role[op] == REDUCE or op in gathered):
+            _add_collective(out, op, data, "all_reduce" if role[op] == REDUCE else "all_gather", units)
+    for a, b, data in graph.edges(data=True):
+        kind = "all_reduce" if role[a] == REDUCE else "all_gather" if a in gathered and role[b] == REPLICATED else None
+        for unit in units:
+            if p > 1 and kind is not None:
+                out.add_edge(f"{kind}:{a}@{unit}", f"{b}@{unit}", **dict(data))
+            else:
+                out.add_edge(f"{a}@{unit}", f"{b}@{unit}", **dict(data, bytes=edge_bytes(a, b, data["bytes"])))
+    return validate_graph(out)
+
+
+def _add_collective(out: nx.DiGraph, op: str, data: dict, kind: str, units: list[str]) -> None:
+    """The all-reduce (partial sums) or all-gather (shards) of ``op``'s output, one member per unit."""
+    p, full = len(units), data["bytes_written"]
+    mine = full if kind == "all_reduce" else full / p
+    group = f"{kind}:{op}"
+    for unit in units:
+        add_op(out, f"{group}@{unit}", op="collective", collective=kind, group=group, ranks=tuple(units),
+               comm_bytes=full, pin=unit, dtype=data.get("dtype"), shape=data.get("shape", ()),
+               module=data.get("module", ""), bytes_read=mine, bytes_written=full)
+        out.add_edge(f"{op}@{unit}", f"{group}@{unit}", bytes=mine)
+
+
+def _shard(graph: nx.DiGraph, op: str, data: dict, role: dict, p: int, edge_bytes) -> dict:
+    """One rank's copy of ``op``'s attributes."""
+    attrs = {k: v for k, v in data.items() if k not in ("pin",)}
+    if role[op] == REPLICATED or p == 1:
+        return attrs
+    weights = {name: nbytes / p for name, nbytes in data["weights"].items()}
+    inputs = sum(d["bytes"] for _, _, d in graph.in_edges(op, data=True))
+    inputs_here = sum(edge_bytes(a, op, d["bytes"]) for a, _, d in graph.in_edges(op, data=True))
+    other = max(0.0, data["bytes_read"] - inputs - data["weight_bytes"])  # inputs not on an edge
+    attrs.update(flop=data["flop"] / p, weights=weights, weight_bytes=data["weight_bytes"] / p,
+                 bytes_read=inputs_here + other / p + data["weight_bytes"] / p,
+                 bytes_written=data["bytes_written"] if role[op] == REDUCE else data["bytes_written"] / p)
+    return attrs
