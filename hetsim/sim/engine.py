@@ -25,7 +25,7 @@ from hetsim.errors import OutOfMemoryError, ScenarioError, SimulationError
 from hetsim.sched.schedule import Schedule
 from hetsim.sim.collectives import Collectives
 from hetsim.sim.memory import MemoryTracker, storage_roots
-from hetsim.sim.network import FairNetwork, contends
+from hetsim.sim.network import FairNetwork, contends, op_body
 from hetsim.sim.trace import MemorySample, OpRun, PowerSample, Trace, TransferRun
 from hetsim.spec.types import ComputeUnit, Platform
 
@@ -216,7 +216,8 @@ class _Run:
 
     def _plan_unit(self, unit: str, ops: tuple[str, ...]) -> list[tuple]:
         """Per op, in order: (op, duration, busy power, state name, output bytes to allocate, flop,
-        bytes moved, local consumers, transfers, copies released, the collective it belongs to)."""
+        bytes moved, local consumers, transfers, copies released, the collective it belongs to,
+        and under fair sharing (cost, busy power at full activity and idle) to stream its traffic)."""
         spec = self.platform.unit(unit)
         states, cost, nodes = self.schedule.power_state, self.cost, self.nodes
         root = getattr(self, "root", {})
@@ -228,9 +229,13 @@ class _Run:
             c, watts, state = op_power(cost, spec, op, name)
             data = nodes[op]
             alloc = data["bytes_written"] if root.get(op) == op else 0
-            plan.append((op, c.total_s, watts, state, alloc, data["flop"],
-                         data["bytes_read"] + data["bytes_written"], local[op], remote[op], releases[op],
-                         collective_of.get(op)))
+            moved = data["bytes_read"] + data["bytes_written"]
+            shared = None
+            if self.network is not None and c.memory_s > 0 and moved > 0 and "cost" not in data:
+                power = spec.state(name)
+                shared = (c, power.static_power_w, power.dynamic_power_w)
+            plan.append((op, c.total_s, watts, state, alloc, data["flop"], moved, local[op], remote[op],
+                         releases[op], collective_of.get(op), shared))
         return plan
 
     # -- execution -------------------------------------------------------------------------
@@ -242,7 +247,8 @@ class _Run:
         busy = self.busy[unit]
         start_transfer = self._start_transfer
         new_record = tuple.__new__
-        for op, duration, watts, state, alloc, flop, moved, local, remote, releases, collective in plan:
+        network = self.network
+        for op, duration, watts, state, alloc, flop, moved, local, remote, releases, collective, shared in plan:
             if pending[op]:
                 event = waiting[op] = env.event()
                 yield event
@@ -254,6 +260,11 @@ class _Run:
                 start, now = collective.start_s, env.now
                 if now > start:
                     busy.append((start, now, watts))
+            elif shared is not None:  # its memory traffic competes with the ops co-running on its memory
+                c, static_w, dynamic_w = shared
+                yield from op_body(env, network, c.overhead_s, c.compute_s, c.memory_s, moved, mem)
+                now = env.now
+                busy.append((start, now, static_w + dynamic_w * min(1.0, c.compute_s / (now - start))))
             elif duration > 0:
                 yield env.timeout(duration)
                 now = env.now

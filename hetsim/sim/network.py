@@ -11,6 +11,13 @@ when it would without contention.
 
 A duplex link carries its bandwidth in each direction independently; a half-duplex one shares
 it between the two.
+
+Ops share memories the same way (:meth:`FairNetwork.stream`): an op moving ``D`` bytes whose
+time alone is ``max(compute, memory)`` streams them at no more than ``D / max(compute, memory)``
+— its pace alone — and co-running ops on one memory split its effective bandwidth max-min
+fairly. Two memory-bound ops on one memory each take twice as long; compute-bound ops, which ask
+for little bandwidth, are not slowed. Transfers are charged to links only, not to the memories
+at their ends.
 """
 
 from __future__ import annotations
@@ -94,6 +101,15 @@ class FairNetwork:
         flow = _Flow(self._seq, nbytes, resources, done)
         self.env.timeout(route.latency_s).callbacks.append(lambda _event: self._join(flow))
 
+    def stream(self, nbytes: float, memory: str, cap_bytes_per_s: float, done: Callable[[], None]) -> None:
+        """An op streaming ``nbytes`` through ``memory`` at most at ``cap_bytes_per_s``."""
+        self._seq += 1
+        resource, private = (f"memory:{memory}", 0), ("cap", self._seq)
+        if resource not in self.capacity:
+            self.capacity[resource] = self.platform.memory(memory).effective_bandwidth_bytes_per_s
+        self.capacity[private] = cap_bytes_per_s
+        self._join(_Flow(self._seq, nbytes, (resource, private), done))
+
     # -- internals -------------------------------------------------------------------------
     def _advance(self) -> None:
         elapsed = self.env.now - self._last
@@ -127,6 +143,7 @@ class FairNetwork:
         finished = [f for f in self.flows.values() if f.remaining <= max(f.rate * 1e-15, f.nbytes * 1e-12)]
         for flow in finished:
             del self.flows[flow.seq]
+            self.capacity.pop(("cap", flow.seq), None)
         self._reshare()
         for flow in finished:
             flow.done()
@@ -135,3 +152,20 @@ class FairNetwork:
 def contends(nbytes: float, links: tuple[str, ...], bandwidth_bytes_per_s: float) -> bool:
     """Whether a transfer shares links: bytes to move over a route of finite bandwidth."""
     return nbytes > 0 and bool(links) and math.isfinite(bandwidth_bytes_per_s)
+
+
+def op_body(env: simpy.Environment, network: FairNetwork, overhead_s: float, compute_s: float, memory_s: float,
+            moved: float, memory: str):
+    """Run one op's time on its unit, its memory traffic shared with co-running ops (generator).
+
+    The fixed overhead first, then ``moved`` bytes at no more than the op's pace alone.
+    """
+    if overhead_s > 0:
+        yield env.timeout(overhead_s)
+    body = max(compute_s, memory_s)
+    if moved > 0 and memory_s > 0 and body > 0:
+        finished = env.event()
+        network.stream(moved, memory, moved / body, finished.succeed)
+        yield finished
+    elif body > 0:
+        yield env.timeout(body)

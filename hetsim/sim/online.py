@@ -33,8 +33,13 @@ from hetsim.sched.schedule import Schedule
 from hetsim.sim.collectives import Collectives
 from hetsim.sim.engine import SimOptions, build_trace, op_power
 from hetsim.sim.memory import MemoryTracker, storage_roots
-from hetsim.sim.network import FairNetwork, contends
+from hetsim.sim.network import FairNetwork, contends, op_body
 from hetsim.sim.trace import OpRun, Trace, TransferRun
+
+
+def moved_bytes(data: dict) -> float:
+    """Bytes an op reads and writes."""
+    return data["bytes_read"] + data["bytes_written"]
 
 
 class _OnlineRun:
@@ -219,6 +224,11 @@ class _OnlineRun:
                 start = collective.start_s
                 if env.now > start:
                     self.busy[unit].append((start, env.now, watts))
+            elif self.network is not None and c.memory_s > 0 and "cost" not in data and moved_bytes(data):
+                yield from op_body(env, self.network, c.overhead_s, c.compute_s, c.memory_s, moved_bytes(data),
+                                   self.mem_of_unit[unit])
+                power, active = spec.state(None), min(1.0, c.compute_s / (env.now - start))
+                self.busy[unit].append((start, env.now, power.static_power_w + power.dynamic_power_w * active))
             elif c.total_s > 0:
                 yield env.timeout(c.total_s)
                 self.busy[unit].append((start, env.now, watts))

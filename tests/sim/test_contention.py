@@ -1,4 +1,4 @@
-"""``contention: fair``: max-min fair link sharing, by hand, and "the makespan can only grow"."""
+"""``contention: fair``: max-min fair sharing of links and memories, by hand, and "the makespan can only grow"."""
 
 from __future__ import annotations
 
@@ -18,10 +18,13 @@ from hetsim.spec.loader import platform_from_dict
 GB = 1e9
 
 
-def star(duplex: bool = True) -> dict:
-    """u0, u1, u2 in memories m0, m1, m2, each joined to one switch by a 1 GB/s link, no latency."""
-    units = [{"name": f"u{i}", "kind": "cpu", "memory": f"m{i}", "peak": {"fp32": "1 GFLOP/s"},
-              "power_states": power_states()} for i in range(3)]
+def star(duplex: bool = True, share: bool = False) -> dict:
+    """u0, u1, u2 in memories m0, m1, m2, each joined to one switch by a 1 GB/s link, no latency.
+
+    With ``share``, u1 works in m0 too (m1 stays, unused).
+    """
+    units = [{"name": f"u{i}", "kind": "cpu", "memory": "m0" if share and i == 1 else f"m{i}",
+              "peak": {"fp32": "1 GFLOP/s"}, "power_states": power_states()} for i in range(3)]
     return {"name": "star", "switches": ["sw"],
             "memories": [{"name": f"m{i}", "capacity": "100 GB", "bandwidth": "100 GB/s"} for i in range(3)],
             "units": units,
@@ -87,7 +90,11 @@ def cases(draw):
     n = draw(st.integers(1, 8))
     g = new_graph("random")
     for i in range(n):
-        add_op(g, f"t{i}", cost={f"u{k}": draw(st.floats(0.0, 3.0)) for k in range(3)})
+        if draw(st.booleans()):
+            add_op(g, f"t{i}", cost={f"u{k}": draw(st.floats(0.0, 3.0)) for k in range(3)})
+        else:  # roofline ops, memory- or compute-bound, whose traffic may share a memory
+            add_op(g, f"t{i}", op="elementwise", flop=draw(st.sampled_from([1e6, 1e9, 3e9])),
+                   bytes_read=draw(st.sampled_from([0.0, 1e8, 2e9])), bytes_written=1e8, dtype="fp32")
     for j in range(n):
         for i in range(j):
             if draw(st.booleans()):
@@ -95,14 +102,60 @@ def cases(draw):
     return g, {f"t{i}": draw(st.sampled_from(["u0", "u1", "u2"])) for i in range(n)}, draw(st.booleans())
 
 
-@settings(max_examples=80, deadline=None)
-@given(cases())
-def test_fair_sharing_can_only_lengthen_the_makespan(case):
+@settings(max_examples=100, deadline=None)
+@given(cases(), st.booleans())
+def test_fair_sharing_can_only_lengthen_the_makespan(case, share):
     g, assignment, duplex = case
-    _, none = simulate(g, star(duplex), assignment, "none")
-    _, fair = simulate(g, star(duplex), assignment, "fair")
+    _, none = simulate(g, star(duplex, share), assignment, "none")
+    _, fair = simulate(g, star(duplex, share), assignment, "fair")
     assert fair.makespan_s >= none.makespan_s * (1 - 1e-12) - 1e-12
     starts = {r.op: r.start_s for r in none.ops}
     for r in fair.ops:  # with fixed unit orders every op can only start later, never earlier
         assert r.start_s >= starts[r.op] * (1 - 1e-12) - 1e-12
-    assert simulate(g, star(duplex), assignment, "fair")[1] == fair  # deterministic
+    assert simulate(g, star(duplex, share), assignment, "fair")[1] == fair  # deterministic
+
+
+# -- memories shared by co-running ops ----------------------------------------------------------
+def shared_memory_pair(kinds: tuple[str, str]):
+    """Two independent ops, one on u0 and one on u1, which share memory m0 (1 GB/s).
+
+    ``memory``: 1 GB moved, 1 MFLOP — 1 s alone, memory-bound. ``compute``: 1 GFLOP (1 s on u0 at
+    1 GFLOP/s, 0.5 s on u1) moving 0.1 GB — compute-bound, it asks for 0.1 (u0) or 0.2 GB/s (u1).
+    """
+    from hetsim_testing import two_unit_dict
+
+    g = new_graph("pair")
+    for i, kind in enumerate(kinds):
+        if kind == "memory":
+            add_op(g, f"op{i}", op="elementwise", flop=1e6, bytes_read=0.5e9, bytes_written=0.5e9, dtype="fp32")
+        else:
+            add_op(g, f"op{i}", op="matmul", flop=1e9, bytes_read=0.1e9, bytes_written=0.0, dtype="fp32")
+    return g, {"op0": "u0", "op1": "u1"}, two_unit_dict(shared=True)
+
+
+def durations(trace):
+    return {r.op: r.end_s - r.start_s for r in trace.ops}
+
+
+def test_two_memory_bound_ops_on_one_memory_each_take_twice_as_long():
+    g, assignment, spec = shared_memory_pair(("memory", "memory"))
+    _, none = simulate(g, spec, assignment, "none")
+    _, fair = simulate(g, spec, assignment, "fair")
+    assert durations(none) == pytest.approx({"op0": 1.0, "op1": 1.0})
+    assert durations(fair) == pytest.approx({"op0": 2.0, "op1": 2.0})
+
+
+def test_two_compute_bound_ops_on_one_memory_do_not_slow_each_other():
+    g, assignment, spec = shared_memory_pair(("compute", "compute"))
+    _, none = simulate(g, spec, assignment, "none")
+    _, fair = simulate(g, spec, assignment, "fair")
+    assert durations(none) == pytest.approx({"op0": 1.0, "op1": 0.5})
+    assert durations(fair) == pytest.approx(durations(none))
+
+
+def test_a_memory_bound_op_gets_what_a_compute_bound_one_leaves_by_hand():
+    # op1 (compute, on u1) asks 0.2 GB/s for 0.5 s; op0 gets 0.8 GB/s meanwhile: 0.4 GB by t = 0.5,
+    # then the whole 1 GB/s for the remaining 0.6 GB: done at 1.1 s
+    g, assignment, spec = shared_memory_pair(("memory", "compute"))
+    _, fair = simulate(g, spec, assignment, "fair")
+    assert durations(fair) == pytest.approx({"op0": 1.1, "op1": 0.5})
