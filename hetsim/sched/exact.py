@@ -60,6 +60,16 @@ class Exact:
             m.add_exactly_one(on[op, u] for u in units if (op, u) in on)
         for u in units:
             m.add_no_overlap(per_unit[u])
+        # CP-SAT lets an interval of size 0 sit inside another; a unit runs one op at a time, so an
+        # op taking no time goes before or after each op taking some on the same unit
+        for (z, u), d in duration.items():
+            if d:
+                continue
+            for (j, v), dj in duration.items():
+                if v == u and dj and j != z:
+                    before = m.new_bool_var(f"b_{z}_{j}_{u}")
+                    m.add(start[z] <= start[j]).only_enforce_if([before, on[z, u], on[j, u]])
+                    m.add(start[z] >= end[j]).only_enforce_if([before.Not(), on[z, u], on[j, u]])
         for a, b in graph.edges:
             m.add(start[b] >= end[a])
             for u in units:
@@ -84,5 +94,6 @@ class Exact:
         object.__setattr__(self, "last_status", status_text)
         object.__setattr__(self, "last_bound_s", bound / scale)
         assignment = {op: next(u for u in units if (op, u) in on and solver.boolean_value(on[op, u])) for op in graph}
-        order = sorted(graph, key=lambda op: (solver.value(start[op]), list(graph).index(op)))
+        topo = {op: i for i, op in enumerate(nx.topological_sort(graph))}
+        order = sorted(graph, key=lambda op: (solver.value(start[op]), solver.value(end[op]), topo[op]))
         return from_assignment(self.name, graph, cost, assignment, order)

@@ -25,11 +25,11 @@ from hetsim.errors import OutOfMemoryError, ScenarioError, SimulationError
 from hetsim.sched.schedule import Schedule
 from hetsim.sim.collectives import Collectives
 from hetsim.sim.memory import MemoryTracker, storage_roots
-from hetsim.sim.network import FairNetwork, contends, op_body
+from hetsim.sim.network import FairNetwork, contends, make_network, op_body
 from hetsim.sim.trace import MemorySample, OpRun, PowerSample, Trace, TransferRun
 from hetsim.spec.types import ComputeUnit, Platform
 
-CONTENTION_MODES = ("none", "fair")
+CONTENTION_MODES = ("none", "fair", "fifo")
 COLLECTIVE_MODES = ("transfers", "analytic")
 
 
@@ -41,8 +41,10 @@ class SimOptions:
     ----------
     contention : str
         ``"none"``: every transfer gets its route's full bandwidth (the classic scheduling model).
-        ``"fair"``: concurrent transfers share each link's bandwidth max-min fairly
-        (:mod:`hetsim.sim.network`); explicit edge costs of classic instances stay fixed delays.
+        ``"fair"``: concurrent transfers share each link's bandwidth max-min fairly, and
+        co-running ops each memory's (:mod:`hetsim.sim.network`); ``"fifo"``: each link direction
+        carries one transfer at a time, in arrival order. Explicit edge costs of classic instances
+        stay fixed delays.
     track_memory : bool
         Track capacity over time and raise :class:`~hetsim.errors.OutOfMemoryError` on overflow.
     collective_algorithm : str
@@ -130,7 +132,7 @@ class _Run:
         self.transfer_records: list[TransferRun] = []
         self.busy: dict[str, list[tuple[float, float, float]]] = {u.name: [] for u in self.platform.units}
         self.memory = MemoryTracker(self.platform) if options.track_memory else None
-        self.network = FairNetwork(self.env, self.platform) if options.contention == "fair" else None
+        self.network = make_network(options.contention, self.env, self.platform)
         self.collectives = Collectives(self.env, graph, cost, self.network, self.transfer_records,
                                        options.collective_mode == "analytic")
         self._plan_edges()
@@ -231,7 +233,7 @@ class _Run:
             alloc = data["bytes_written"] if root.get(op) == op else 0
             moved = data["bytes_read"] + data["bytes_written"]
             shared = None
-            if self.network is not None and c.memory_s > 0 and moved > 0 and "cost" not in data:
+            if isinstance(self.network, FairNetwork) and c.memory_s > 0 and moved > 0 and "cost" not in data:
                 power = spec.state(name)
                 shared = (c, power.static_power_w, power.dynamic_power_w)
             plan.append((op, c.total_s, watts, state, alloc, data["flop"], moved, local[op], remote[op],

@@ -66,17 +66,13 @@ def max_min_rates(flows: list[tuple[int, tuple[Resource, ...]]], capacity: dict[
     return rates
 
 
-class FairNetwork:
-    """The flows in flight on a platform's links and their max-min fair rates."""
+class _Links:
+    """The link directions of a platform's routes."""
 
     def __init__(self, env: simpy.Environment, platform: Platform):
         self.env, self.platform = env, platform
-        self.flows: dict[int, _Flow] = {}
         self.capacity: dict[Resource, float] = {}
         self._routes: dict[tuple[str, str], tuple[Resource, ...]] = {}
-        self._seq = 0
-        self._last = 0.0
-        self._generation = 0
 
     def resources(self, src_memory: str, dst_memory: str) -> tuple[Resource, ...]:
         """The link directions a transfer from one memory to another occupies."""
@@ -92,6 +88,17 @@ class FairNetwork:
                 used.append(resource)
             self._routes[key] = tuple(used)
         return self._routes[key]
+
+
+class FairNetwork(_Links):
+    """The flows in flight on a platform's links and their max-min fair rates."""
+
+    def __init__(self, env: simpy.Environment, platform: Platform):
+        super().__init__(env, platform)
+        self.flows: dict[int, _Flow] = {}
+        self._seq = 0
+        self._last = 0.0
+        self._generation = 0
 
     def send(self, nbytes: float, src_memory: str, dst_memory: str, done: Callable[[], None]) -> None:
         """Move ``nbytes`` between two memories; call ``done()`` when the last byte arrives."""
@@ -147,6 +154,43 @@ class FairNetwork:
         self._reshare()
         for flow in finished:
             flow.done()
+
+
+class FifoNetwork(_Links):
+    """``contention: fifo``: each link direction carries one transfer at a time, first come first served.
+
+    A transfer waits until it holds every link direction of its route (taken in one fixed order,
+    so two transfers never wait for each other crosswise), then takes its route's uncontended
+    time, then frees them: a circuit per transfer. A lone transfer takes the same time as without
+    contention. Memories are not shared under ``fifo``.
+    """
+
+    def __init__(self, env: simpy.Environment, platform: Platform):
+        super().__init__(env, platform)
+        self.servers: dict[Resource, simpy.Resource] = {}
+
+    def send(self, nbytes: float, src_memory: str, dst_memory: str, done: Callable[[], None]) -> None:
+        """Move ``nbytes`` between two memories; call ``done()`` when the last byte arrives."""
+        self.env.process(self._carry(nbytes, src_memory, dst_memory, done))
+
+    def _carry(self, nbytes: float, src_memory: str, dst_memory: str, done: Callable[[], None]):
+        held = []
+        for resource in sorted(self.resources(src_memory, dst_memory)):
+            server = self.servers.get(resource)
+            if server is None:
+                server = self.servers[resource] = simpy.Resource(self.env, capacity=1)
+            request = server.request()
+            yield request
+            held.append((server, request))
+        yield self.env.timeout(self.platform.route(src_memory, dst_memory).time_s(nbytes))
+        for server, request in held:
+            server.release(request)
+        done()
+
+
+def make_network(contention: str, env: simpy.Environment, platform: Platform) -> FairNetwork | FifoNetwork | None:
+    """The link model of a contention mode (``None`` for ``none``)."""
+    return {"fair": FairNetwork, "fifo": FifoNetwork}.get(contention, lambda *_: None)(env, platform)
 
 
 def contends(nbytes: float, links: tuple[str, ...], bandwidth_bytes_per_s: float) -> bool:

@@ -33,7 +33,7 @@ from hetsim.sched.schedule import Schedule
 from hetsim.sim.collectives import Collectives
 from hetsim.sim.engine import SimOptions, build_trace, op_power
 from hetsim.sim.memory import MemoryTracker, storage_roots
-from hetsim.sim.network import FairNetwork, contends, op_body
+from hetsim.sim.network import FairNetwork, contends, make_network, op_body
 from hetsim.sim.trace import OpRun, Trace, TransferRun
 
 
@@ -64,7 +64,7 @@ class _OnlineRun:
         self.busy: dict[str, list[tuple[float, float, float]]] = {u: [] for u in self.units}
         self.order: dict[str, list[str]] = {u: [] for u in self.units}
         self.policy_s = 0.0
-        self.network = FairNetwork(self.env, self.platform) if options.contention == "fair" else None
+        self.network = make_network(options.contention, self.env, self.platform)
         self.collectives = Collectives(self.env, graph, cost, self.network, self.transfer_records,
                                        options.collective_mode == "analytic")
         self.memory = MemoryTracker(self.platform) if options.track_memory else None
@@ -224,7 +224,7 @@ class _OnlineRun:
                 start = collective.start_s
                 if env.now > start:
                     self.busy[unit].append((start, env.now, watts))
-            elif self.network is not None and c.memory_s > 0 and "cost" not in data and moved_bytes(data):
+            elif isinstance(self.network, FairNetwork) and c.memory_s > 0 and "cost" not in data and moved_bytes(data):
                 yield from op_body(env, self.network, c.overhead_s, c.compute_s, c.memory_s, moved_bytes(data),
                                    self.mem_of_unit[unit])
                 power, active = spec.state(None), min(1.0, c.compute_s / (env.now - start))

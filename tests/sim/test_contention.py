@@ -66,6 +66,18 @@ def test_two_flows_into_one_link_by_hand(bytes_a, bytes_b, fair_arrival):
     assert max(t.end_s for t in fair.transfers) == pytest.approx(fair_arrival)
 
 
+def test_fifo_serves_one_transfer_at_a_time_on_a_link():
+    # the fan-in of two 1 GB tensors into l1: fair shares it (both land at 3), fifo serves the one
+    # that asked first from 1 to 2, then the other from 2 to 3 (both ask at 1; the engine's event
+    # order decides, the same on every run)
+    g, assignment = fan_in(1 * GB, 1 * GB)
+    _, fair = simulate(g, star(), assignment, "fair")
+    _, fifo = simulate(g, star(), assignment, "fifo")
+    assert sorted((t.src_op, t.end_s) for t in fair.transfers) == [("a", pytest.approx(3.0)), ("b", pytest.approx(3.0))]
+    assert sorted(t.end_s for t in fifo.transfers) == pytest.approx([2.0, 3.0])
+    assert fifo.makespan_s == pytest.approx(4.0)
+
+
 def test_opposite_directions_of_a_duplex_link_do_not_contend_but_half_duplex_ones_do():
     # a on u0 sends to d on u1 while b on u1 sends to c on u0: l0 and l1 are used both ways
     g = new_graph("swap")
@@ -103,16 +115,16 @@ def cases(draw):
 
 
 @settings(max_examples=100, deadline=None)
-@given(cases(), st.booleans())
-def test_fair_sharing_can_only_lengthen_the_makespan(case, share):
+@given(cases(), st.booleans(), st.sampled_from(["fair", "fifo"]))
+def test_contention_can_only_lengthen_the_makespan(case, share, mode):
     g, assignment, duplex = case
     _, none = simulate(g, star(duplex, share), assignment, "none")
-    _, fair = simulate(g, star(duplex, share), assignment, "fair")
+    _, fair = simulate(g, star(duplex, share), assignment, mode)
     assert fair.makespan_s >= none.makespan_s * (1 - 1e-12) - 1e-12
     starts = {r.op: r.start_s for r in none.ops}
     for r in fair.ops:  # with fixed unit orders every op can only start later, never earlier
         assert r.start_s >= starts[r.op] * (1 - 1e-12) - 1e-12
-    assert simulate(g, star(duplex, share), assignment, "fair")[1] == fair  # deterministic
+    assert simulate(g, star(duplex, share), assignment, mode)[1] == fair  # deterministic
 
 
 # -- memories shared by co-running ops ----------------------------------------------------------
