@@ -2,7 +2,11 @@
 
 Compute time is ``flop / (peak[dtype] · efficiency[op kind] · f / f_ref)``: it scales with the
 unit's clock. Memory time is ``(bytes_read + bytes_written) / (bandwidth · efficiency)``: memory
-clocks are not scaled, so it does not. Ops carrying an explicit ``cost`` mapping take exactly that
+clocks are not scaled, so it does not. On a unit with on-chip memory (``onchip_bytes``), matmul
+and attention ops move the DRAM traffic of :func:`hetsim.cost.traffic.op_traffic` instead, which
+adds the re-reads forced when their tiles do not fit on chip (and is the same when they do, or
+when the op's attributes do not determine its shapes). Explicit costs, views and calibrated
+curves are unaffected. Ops carrying an explicit ``cost`` mapping take exactly that
 many seconds on the units it names and cannot run elsewhere. View ops alias storage and are free,
 unless the unit gives views an overhead (eager dispatch, measured by calibration).
 
@@ -18,6 +22,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from hetsim.cost.traffic import op_traffic
 from hetsim.graph.schema import FREE_OPS
 from hetsim.spec.types import MATRIX_OPS, ComputeUnit, Curve, Memory, PowerState
 
@@ -111,6 +116,9 @@ def op_cost(op: Mapping, unit: ComputeUnit, memory: Memory, state: PowerState | 
         freq = (state or unit.nominal).freq_hz
         compute_s = flop / (rate * unit.efficiency(kind) * freq / unit.ref_freq_hz)
     moved = op.get("bytes_read", 0) + op.get("bytes_written", 0)
+    if unit.onchip_bytes is not None:
+        traffic = op_traffic(op, unit.onchip_bytes)
+        moved = moved if traffic is None else traffic
     memory_s = moved / memory.effective_bandwidth_bytes_per_s if moved else 0.0
     if moved:
         memory_s += memory.latency_s

@@ -8,7 +8,7 @@ The YAML schema (every quantity may be a unit string such as ``"3.35 TB/s"``)::
     sources: {NV-DS: "NVIDIA GH200 datasheet ..."}
     assumptions: ["what is assumed and why"]
     power_budget: 1000 W            # optional package/module budget
-    switches: [nvswitch]            # optional interconnect nodes that are not memories
+    switches: [nvswitch]            # optional interconnect nodes that are not memories; each needs a link
     memories:
       - {name: hbm3, kind: hbm, capacity: 96 GB, bandwidth: 4 TB/s, latency: 0 s,
          efficiency: 0.9, energy_per_byte: 7 pJ/B, source: ...}
@@ -26,6 +26,9 @@ The YAML schema (every quantity may be a unit string such as ``"3.35 TB/s"``)::
         curves:                     # optional measured throughput per kind or kind:dtype
           matmul:fp32: {x: flop, points: [[1.0e6, 20 GFLOP/s], [1.0e9, 110 GFLOP/s]]}
           elementwise: {x: bytes, points: [[4 kB, 2 GB/s], [400 MB, 9 GB/s]]}
+        onchip: {capacity: 50 MB, bandwidth: 5.5 TB/s}   # optional: the last on-chip level before
+                                    # DRAM (GPU L2, TPU CMEM/VMEM, NPU SRAM); matmul and attention
+                                    # then pay DRAM re-reads (hetsim.cost.traffic); bandwidth optional
         power_states:
           - {name: p0, freq: 1830 MHz, voltage: 1.0 V, static_power: 75 W, dynamic_power: 625 W}
         source: ...
@@ -43,6 +46,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import networkx as nx
 import yaml
 
 from hetsim.errors import SpecError
@@ -180,7 +184,7 @@ def _power_state(data: Any, where: str) -> PowerState:
 
 def _unit(data: Any, i: int, memories: set[str]) -> ComputeUnit:
     f = _Fields(data, f"units[{i}]", {"name", "kind", "memory", "peak", "vector_peak", "ref_freq", "efficiency",
-                                       "overhead", "overheads", "curves", "ops", "power_states", "source"})
+                                       "overhead", "overheads", "curves", "ops", "power_states", "onchip", "source"})
     name = f.text("name")
     f.where = f"units.{name}"
     memory = f.text("memory")
@@ -203,6 +207,7 @@ def _unit(data: Any, i: int, memories: set[str]) -> ComputeUnit:
     ops = data.get("ops")
     if ops is not None and (not isinstance(ops, list) or not all(isinstance(o, str) for o in ops)):
         raise SpecError(f"{f.name('ops')}: got {ops!r}, expected a list of op kinds")
+    onchip_bytes, onchip_bandwidth = _onchip(data.get("onchip"), f.name("onchip"))
     return ComputeUnit(
         name=name,
         kind=f.text("kind"),
@@ -217,7 +222,17 @@ def _unit(data: Any, i: int, memories: set[str]) -> ComputeUnit:
         overheads=_frozen(_overheads(data.get("overheads"), f.name("overheads"))),
         curves=_frozen(_curves(data.get("curves"), f.name("curves"))),
         source=str(data.get("source", "")),
+        onchip_bytes=onchip_bytes,
+        onchip_bandwidth_bytes_per_s=onchip_bandwidth,
     )
+
+
+def _onchip(raw: Any, where: str) -> tuple[float | None, float | None]:
+    """``onchip: {capacity: 50 MB, bandwidth: 5.5 TB/s}`` -> (bytes, bytes/s); both ``None`` when absent."""
+    if raw is None:
+        return None, None
+    f = _Fields(raw, where, {"capacity", "bandwidth"})
+    return f.quantity("capacity", "bytes", f.required("capacity")), f.quantity("bandwidth", "bandwidth")
 
 
 def _overheads(raw: Any, where: str) -> dict[str, float]:
@@ -262,7 +277,7 @@ def _positive_number(value: Any, where: str) -> float:
     return float(value)
 
 
-def _link(data: Any, i: int, nodes: set[str]) -> Link:
+def _link(data: Any, i: int, nodes: set[str], unit_memory: Mapping[str, str]) -> Link:
     f = _Fields(data, f"links[{i}]", {"name", "a", "b", "bandwidth", "latency", "duplex", "efficiency",
                                        "energy_per_byte", "source"})
     name = f.text("name")
@@ -271,7 +286,7 @@ def _link(data: Any, i: int, nodes: set[str]) -> Link:
     for key in ("a", "b"):
         end = f.text(key)
         if end not in nodes:
-            raise SpecError(f"{f.name(key)}: got {end!r}, expected a memory or switch ({', '.join(sorted(nodes))})")
+            raise SpecError(f"{f.name(key)}: got {end!r}, expected {_expected_endpoint(end, nodes, unit_memory)}")
         ends.append(end)
     if ends[0] == ends[1]:
         raise SpecError(f"{f.name('b')}: got {ends[1]!r}, expected an endpoint other than a")
@@ -289,6 +304,19 @@ def _link(data: Any, i: int, nodes: set[str]) -> Link:
         energy_per_byte_j=f.quantity("energy_per_byte", "energy_per_byte", 0.0, allow_zero=True),
         source=str(data.get("source", "")),
     )
+
+
+def _expected_endpoint(end: str, nodes: set[str], unit_memory: Mapping[str, str]) -> str:
+    if end in unit_memory:
+        return f"a memory or switch, not a unit (unit {end!r} works in memory {unit_memory[end]!r})"
+    return f"a memory or switch ({_some(sorted(nodes))})"
+
+
+def _some(names: list[str], limit: int = 12) -> str:
+    """At most ``limit`` names, so that a 64-chip platform still gives a readable line."""
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])}, ... ({len(names)} in all)"
 
 
 def _unique(names: list[str], where: str) -> None:
@@ -320,12 +348,13 @@ def platform_from_dict(data: Any) -> Platform:
                                     "switches", "memories", "units", "links", "manifest"})
     memories = tuple(_memory(m, i) for i, m in enumerate(_list(data, "memories", True)))
     _unique([m.name for m in memories], "platform.memories")
-    switches = tuple(str(s) for s in _list(data, "switches", False))
+    switches = tuple(_switch(s, i) for i, s in enumerate(_list(data, "switches", False)))
     _unique([m.name for m in memories] + list(switches), "platform.switches")
     units = tuple(_unit(u, i, {m.name for m in memories}) for i, u in enumerate(_list(data, "units", True)))
     _unique([u.name for u in units], "platform.units")
     nodes = {m.name for m in memories} | set(switches)
-    links = tuple(_link(link, i, nodes) for i, link in enumerate(_list(data, "links", False)))
+    unit_memory = {u.name: u.memory for u in units}
+    links = tuple(_link(link, i, nodes, unit_memory) for i, link in enumerate(_list(data, "links", False)))
     _unique([link.name for link in links], "platform.links")
     budget = f.quantity("power_budget", "power")
     sources = data.get("sources") or {}
@@ -347,6 +376,7 @@ def platform_from_dict(data: Any) -> Platform:
         assumptions=tuple(str(a) for a in assumptions),
         manifest=_frozen(_manifest(data.get("manifest"))),
     )
+    _check_switches_used(platform)
     _check_connected(platform)
     return platform
 
@@ -359,8 +389,30 @@ def _manifest(raw: Any) -> dict:
     return dict(raw)
 
 
+def _switch(name: Any, i: int) -> str:
+    if not isinstance(name, str) or not name:
+        raise SpecError(f"platform.switches[{i}]: got {name!r}, expected a non-empty switch name")
+    return name
+
+
+def _check_switches_used(platform: Platform) -> None:
+    touched = {end for link in platform.links for end in (link.a, link.b)}
+    for switch in platform.switches:
+        if switch not in touched:
+            raise SpecError(f"platform.switches: got {switch!r}, expected a switch that at least one link joins "
+                            "(no link names it as a or b)")
+
+
 def _check_connected(platform: Platform) -> None:
-    used = sorted({u.memory for u in platform.units})
-    for other in used[1:]:
-        platform.route(used[0], other)  # raises a one-line SpecError when no link joins them
+    """Every unit's memory must be reachable by links from the first unit's memory."""
+    first = platform.units[0]
+    g = platform.topology
+    reachable = nx.node_connected_component(g, first.memory)
+    for unit in platform.units[1:]:
+        if unit.memory in reachable:
+            continue
+        why = (f"no link touches {unit.memory!r}" if g.degree(unit.memory) == 0
+               else f"its links never lead to {first.memory!r}")
+        raise SpecError(f"units.{unit.name}.memory: got {unit.memory!r}, expected a memory that links connect to "
+                        f"{first.memory!r} (the memory of unit {first.name}); {why}")
 

@@ -115,6 +115,17 @@ class ComputeUnit:
     curves : Mapping[str, Curve]
         Measured throughput per ATen target or op kind, optionally per dtype (see :meth:`curve`);
         an op with a curve takes ``overhead + size / curve.rate(size)`` instead of the roofline.
+    onchip_bytes : float or None
+        Capacity of the on-chip memory that matrix and attention kernels tile for, used by the
+        reuse model of :mod:`hetsim.cost.traffic` to count DRAM re-reads; ``None`` keeps the ideal
+        traffic (every operand once). It is the last on-chip level before the unit's DRAM, shared
+        by all its cores: the L2 on NVIDIA GPUs, the Infinity Cache on MI300X, CMEM or VMEM on
+        TPUs, an NPU's SRAM. DRAM traffic is set by that level, whose tiles of A, B and C are
+        what is fetched from main memory (LLMCompass, Zhang et al. ISCA 2024, §III-B: tiles
+        "small enough to fit into the global buffer", the L2 on NVIDIA GPUs); per-core
+        shared memory tiles decide the traffic between L2 and the cores, not DRAM's.
+    onchip_bandwidth_bytes_per_s : float or None
+        Bandwidth of that level (informational: the cost model does not use it yet).
     """
 
     name: str
@@ -130,6 +141,8 @@ class ComputeUnit:
     overheads: Mapping[str, float] = field(default_factory=lambda: _frozen({}))
     curves: Mapping[str, Curve] = field(default_factory=lambda: _frozen({}))
     source: str = ""
+    onchip_bytes: float | None = None
+    onchip_bandwidth_bytes_per_s: float | None = None
 
     def overhead(self, op_kind: str, target: str = "") -> float:
         """Fixed cost of one op: its ATen target's, else its kind's, else the unit's overhead."""

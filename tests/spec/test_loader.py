@@ -201,7 +201,8 @@ def test_link_to_itself():
 def test_disconnected_memories():
     data = base()
     data["links"] = []
-    assert error_of(data) == "route: got 'm0' -> 'm1', expected memories connected by links"
+    assert error_of(data) == ("units.u1.memory: got 'm1', expected a memory that links connect to 'm0' "
+                              "(the memory of unit u0); no link touches 'm1'")
 
 
 def test_memories_nobody_uses_may_stay_disconnected():
