@@ -1,4 +1,4 @@
-"""Interconnect topologies: the PCIe-tree, two-node InfiniBand and 3D-torus presets route as drawn
+"""Interconnect topologies: the PCIe-tree, two- and four-node InfiniBand and 3D-torus presets route as drawn
 in their headers, and a broken topology is refused with one line naming the field (exit 2 from
 ``hetsim run``)."""
 
@@ -17,7 +17,7 @@ from hetsim.graph.schema import add_op, new_graph
 from hetsim.sched.schedule import Schedule
 from hetsim.spec.loader import load_platform, platform_from_dict, preset_path
 
-NEW_PRESETS = ["pcie-4x-l40s", "2x-dgx-h100-ib", "tpu-v4-4x4x4"]
+NEW_PRESETS = ["pcie-4x-l40s", "2x-dgx-h100-ib", "4x-dgx-h100-ib", "tpu-v4-4x4x4"]
 
 
 def approx(value: float, rel: float = 1e-9):
@@ -181,6 +181,92 @@ def test_a_transfer_between_nodes_is_simulated_over_infiniband(presets):
     result = simulate(g, presets["2x-dgx-h100-ib"], schedule)
     (transfer,) = result.trace.transfers
     assert transfer.links == ("n0.pcie-nic2", "n0.ib2", "n1.ib5", "n1.pcie-nic5")
+    assert transfer.end_s - transfer.start_s == approx(2.5e-6 + 1e9 / 40e9, rel=1e-6)
+
+
+# ------------------------------------------------------------------------ four DGX nodes over IB
+
+
+def test_four_dgx_nodes_have_32_gpus_with_unique_prefixed_names(presets):
+    p = presets["4x-dgx-h100-ib"]
+    gpus = [u for u in p.units if u.kind == "gpu"]
+    assert [u.name for u in gpus] == [f"n{n}.gpu{k}" for n in range(4) for k in range(8)]
+    assert len(gpus) == 32
+    assert {u.name for u in p.units if u.kind == "cpu"} == {f"n{n}.cpu{s}" for n in range(4) for s in range(2)}
+    for n, k in itertools.product(range(4), range(8)):
+        assert p.unit(f"n{n}.gpu{k}").memory == f"n{n}.hbm{k}"
+        assert f"n{n}.nic{k}" in p.switches
+    assert all(u.onchip_bytes == 50e6 and u.onchip_bandwidth_bytes_per_s == 5.5e12 for u in gpus)
+    assert "ib" in p.switches and p.power_budget_w == 4 * 10.2e3
+
+
+def test_n0_gpu0_reaches_n3_gpu7_via_nic_ib_switch_nic(presets):
+    p = presets["4x-dgx-h100-ib"]
+    route = p.route("n0.hbm0", "n3.hbm7")
+    assert route.links == ("n0.pcie-nic0", "n0.ib0", "n3.ib7", "n3.pcie-nic7")
+    assert nodes_on(p, route) == {"n0.hbm0", "n0.nic0", "ib", "n3.nic7", "n3.hbm7"}
+    assert route.latency_s == approx(0.5e-6 + 0.75e-6 + 0.75e-6 + 0.5e-6)  # latencies summed
+    check_route_sums(p, route)
+    ib = p.link("n0.ib0")
+    assert ib.bandwidth_bytes_per_s == 50e9  # 400 Gb/s NDR per direction
+    assert route.bandwidth_bytes_per_s == ib.effective_bandwidth_bytes_per_s == approx(50e9 * 0.8)
+    for a, b in itertools.permutations(range(4), 2):
+        for i, j in itertools.product(range(8), repeat=2):
+            route = p.route(f"n{a}.hbm{i}", f"n{b}.hbm{j}")
+            assert route.links == (f"n{a}.pcie-nic{i}", f"n{a}.ib{i}", f"n{b}.ib{j}", f"n{b}.pcie-nic{j}")
+            assert route.bandwidth_bytes_per_s == approx(40e9)
+
+
+def test_inside_each_of_the_four_nodes_the_gpus_keep_nvlink(presets):
+    p = presets["4x-dgx-h100-ib"]
+    for n in range(4):
+        for i, j in itertools.permutations(range(8), 2):
+            route = p.route(f"n{n}.hbm{i}", f"n{n}.hbm{j}")
+            assert route.links == (f"n{n}.nvlink{i}", f"n{n}.nvlink{j}")
+            assert route.latency_s == approx(2 * 0.94e-6)
+    assert p.route("n3.hbm6", "n3.ddr1").links == ("n3.pcie-gpu6", "n3.pcie-host1")
+
+
+def test_each_of_the_four_nodes_matches_the_dgx_h100_preset(presets):
+    p, dgx = presets["4x-dgx-h100-ib"], presets["dgx-h100"]
+    ref_gpu, ref_cpu = dgx.unit("gpu0"), dgx.unit("cpu0")
+    for n in range(4):
+        for k in range(8):
+            gpu = p.unit(f"n{n}.gpu{k}")
+            assert dict(gpu.peak_flop_per_s) == dict(ref_gpu.peak_flop_per_s)
+            assert gpu.power_states == ref_gpu.power_states
+            assert p.memory(f"n{n}.hbm{k}").bandwidth_bytes_per_s == dgx.memory(f"hbm{k}").bandwidth_bytes_per_s
+        assert p.unit(f"n{n}.cpu1").power_states == ref_cpu.power_states
+        assert p.memory(f"n{n}.ddr1").capacity_bytes == dgx.memory("ddr1").capacity_bytes
+        assert p.link(f"n{n}.upi").bandwidth_bytes_per_s == dgx.link("upi").bandwidth_bytes_per_s
+
+
+def test_the_four_node_preset_extends_the_two_node_one(presets):
+    """Nodes n0 and n1 are the 2-node preset's, part for part; only the node count and power differ."""
+    p4, p2 = presets["4x-dgx-h100-ib"], presets["2x-dgx-h100-ib"]
+    assert p4.sources == p2.sources
+    assert len(p4.units) == 2 * len(p2.units) and len(p4.memories) == 2 * len(p2.memories)
+    assert len(p4.links) == 2 * len(p2.links) and len(p4.switches) == 2 * len(p2.switches) - 1  # one `ib`
+    for unit in p2.units:
+        assert p4.unit(unit.name) == unit
+    for memory in p2.memories:
+        assert p4.memory(memory.name) == memory
+    for link in p2.links:
+        assert p4.link(link.name) == link
+    assert p4.power_budget_w == 2 * p2.power_budget_w
+
+
+def test_a_transfer_across_four_nodes_is_simulated_over_infiniband(presets):
+    from hetsim import simulate
+
+    g = new_graph("pair", dtype="bf16")
+    add_op(g, "a", op="matmul", flop=1e12, bytes_read=1e8, bytes_written=1e9, dtype="bf16")
+    add_op(g, "b", op="matmul", flop=1e12, bytes_read=1e9, dtype="bf16")
+    g.add_edge("a", "b", bytes=1e9)
+    schedule = Schedule("manual", {"a": "n0.gpu0", "b": "n3.gpu7"}, {"n0.gpu0": ("a",), "n3.gpu7": ("b",)})
+    result = simulate(g, presets["4x-dgx-h100-ib"], schedule)
+    (transfer,) = result.trace.transfers
+    assert transfer.links == ("n0.pcie-nic0", "n0.ib0", "n3.ib7", "n3.pcie-nic7")
     assert transfer.end_s - transfer.start_s == approx(2.5e-6 + 1e9 / 40e9, rel=1e-6)
 
 
