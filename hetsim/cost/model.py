@@ -64,12 +64,13 @@ class CostModel:
             if pin is not None and pin not in names:
                 raise ScheduleError(f"op {node!r}.pin: got {pin!r}, expected a unit of platform "
                                     f"{self.platform.name!r} ({', '.join(sorted(names))})")
+            # a pinned op keeps one entry (a 32-GPU training graph has 10^5 pinned ops); absent = impossible
             if data["op"] == "collective" and "collective" in data:
-                row = dict.fromkeys(names, IMPOSSIBLE)
-                row[pin] = self._collective_cost(node, data)
+                row = {pin: self._collective_cost(node, data)}
+            elif pin is not None:
+                row = {pin: op_cost(data, self.platform.unit(pin), memories[pin])}
             else:
-                row = {u.name: op_cost(data, u, memories[u.name]) if pin in (None, u.name) else IMPOSSIBLE
-                       for u in units}
+                row = {u.name: op_cost(data, u, memories[u.name]) for u in units}
             if all(math.isinf(c.total_s) for c in row.values()):
                 raise ScheduleError(f"op {node!r}: no unit of platform {self.platform.name!r} can run "
                                     f"op kind {data['op']!r} in dtype {data.get('dtype')!r}")
@@ -100,11 +101,11 @@ class CostModel:
 
     def cost(self, op: str, unit: str) -> OpCost:
         """The full :class:`OpCost` of ``op`` on ``unit`` at the nominal power state."""
-        return self._costs[op][unit]  # type: ignore[attr-defined]
+        return self._costs[op].get(unit, IMPOSSIBLE)  # type: ignore[attr-defined]
 
     def time(self, op: str, unit: str) -> float:
         """Seconds ``op`` takes on ``unit`` (``inf`` when the unit cannot run it)."""
-        return self._costs[op][unit].total_s  # type: ignore[attr-defined]
+        return self._costs[op].get(unit, IMPOSSIBLE).total_s  # type: ignore[attr-defined]
 
     def can_run(self, op: str, unit: str) -> bool:
         """Whether ``unit`` can run ``op``."""
@@ -112,6 +113,9 @@ class CostModel:
 
     def capable_units(self, op: str) -> list[str]:
         """Units able to run ``op``, in platform order."""
+        row = self._costs[op]  # type: ignore[attr-defined]
+        if len(row) == 1:  # pinned
+            return [unit for unit, c in row.items() if not math.isinf(c.total_s)]
         return [u.name for u in self.platform.units if self.can_run(op, u.name)]
 
     def op_cost_at(self, op: str, unit: str, state: str | None) -> OpCost:

@@ -23,7 +23,7 @@ assumed divisible by p (a KV head shared by several ranks is not modelled).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import networkx as nx
@@ -36,30 +36,45 @@ SPLIT, REDUCE, REPLICATED = "split", "reduce", "replicated"
 
 @dataclass(frozen=True)
 class TPRules:
-    """Regular expressions over an op's ``module`` naming how tensor parallelism treats it."""
+    """Regular expressions over an op's ``module`` naming how tensor parallelism treats it.
+
+    In a training graph (:mod:`hetsim.graph.training`) the backward of a row-parallel projection
+    is split, and the backward of the column-parallel projection that opens a block
+    (``column_reduce``: one per block, as Megatron fuses QKV and the first FFN matmul) is
+    followed by the all-reduce of its input gradient — Megatron's conjugate ``f``/``g`` operators.
+    The other column-parallel input gradients (K, V, the gate) are summed into that all-reduce
+    locally, without a collective of their own.
+    """
 
     split: str = r"(^|\.)(self_attn|attn|attention|mlp|intermediate|feed_forward)(\.|$)"
     row_parallel: str = r"(^|\.)(o_proj|down_proj|c_proj|out_proj|wo|w2|attention_output\.dense|output\.dense)$"
-    vocab_parallel: str = r"^(embed_tokens|wte|tok_embeddings|embeddings\.word_embeddings)$"
-    column_head: str = r"^(lm_head|output)$"
+    column_reduce: str = r"(^|\.)(q_proj|up_proj|c_attn|c_fc|query|intermediate|wq|w1)$"
+    vocab_parallel: str = r"^(embed_tokens|wte|tok_embeddings|embeddings\.word_embeddings)(\.|$)"
+    column_head: str = r"^(lm_head|output)(\.|$)"
 
     def role(self, data: dict) -> str:
         """``split``, ``reduce`` (split, then an all-reduce of its output) or ``replicated``."""
-        module = data.get("module", "")
-        if data["op"] == "matmul" and re.search(self.row_parallel, module):
+        module, kind = data.get("module", ""), data["op"]
+        backward = str(data.get("target", "")).startswith("backward:")
+        if kind == "matmul" and re.search(self.row_parallel, module):
+            return SPLIT if backward else REDUCE
+        if backward and kind == "matmul" and re.search(self.column_reduce, module):
             return REDUCE
-        if data["op"] == "embedding" and re.search(self.vocab_parallel, module):
-            return REDUCE
+        if re.search(self.vocab_parallel, module):
+            return REDUCE if kind == "embedding" and not backward else SPLIT
         if re.search(self.split, module) or re.search(self.column_head, module):
             return SPLIT
         return REPLICATED
 
 
-def tensor_parallel(graph: nx.DiGraph, units: Sequence[str], rules: TPRules | None = None) -> nx.DiGraph:
-    """One copy of ``graph`` per unit in ``units``, split Megatron style, with its collectives.
+def tensor_parallel(graph: nx.DiGraph, units: Sequence[str] | Mapping[str, Sequence[str]],
+                    rules: TPRules | None = None) -> nx.DiGraph:
+    """One copy of ``graph`` per rank, split Megatron style, with its collectives.
 
-    Op ``x`` becomes ``x@unit`` on each unit (pinned there); the all-reduce after op ``x`` is
-    the collective ``all_reduce:x`` with members ``all_reduce:x@unit``.
+    ``units`` lists the ranks' units, or maps every op to its own list (pipeline stages put each
+    stage on other units; rank i of one stage talks to rank i of the next). Op ``x`` becomes
+    ``x@unit`` on each unit, pinned there; the all-reduce after ``x`` is the collective
+    ``all_reduce:x`` with members ``all_reduce:x@unit``. Node order follows the graph's.
 
     Examples
     --------
@@ -74,15 +89,19 @@ def tensor_parallel(graph: nx.DiGraph, units: Sequence[str], rules: TPRules | No
     >>> sorted(tp.successors("down@gpu0")), tp.nodes["up@gpu1"]["weights"], tp.nodes["up@gpu1"]["bytes_read"]
     (['all_reduce:down@gpu0'], {'up.w': 400.0}, 480.0)
     """
-    units = list(units)
-    if not units or len(set(units)) != len(units) or not all(isinstance(u, str) and u for u in units):
-        raise GraphError(f"tensor_parallel.units: got {units!r}, expected distinct unit names")
+    ranks = {op: list(units[op] if isinstance(units, Mapping) else units) for op in graph}
+    sizes = {len(r) for r in ranks.values()}
+    for op, rs in ranks.items():
+        if not rs or len(set(rs)) != len(rs) or not all(isinstance(u, str) and u for u in rs) or len(sizes) > 1:
+            raise GraphError(f"tensor_parallel.units: got {rs!r} for op {op!r}, expected distinct unit names, "
+                             "as many for every op")
     rules = rules or TPRules()
-    p = len(units)
+    p = sizes.pop() if sizes else 1
     role = {op: rules.role(data) for op, data in graph.nodes(data=True)}
     if p > 1 and all(r == REPLICATED for r in role.values()):
         raise GraphError(f"tensor_parallel: graph {graph.graph.get('name', '')!r} has no op the rules split "
                          "(expected attention/MLP modules such as layers.0.self_attn)")
+    backward = {op for op, data in graph.nodes(data=True) if str(data.get("target", "")).startswith("backward:")}
     out = new_graph(graph.graph.get("name", ""))
     out.graph.update(graph.graph, tp=p)
 
@@ -90,19 +109,22 @@ def tensor_parallel(graph: nx.DiGraph, units: Sequence[str], rules: TPRules | No
         """A tensor a split op hands to a split op is 1/p on each rank."""
         return nbytes / p if role[a] == SPLIT and role[b] != REPLICATED else nbytes
 
-    gathered = {a for a, b in graph.edges if role[a] == SPLIT and role[b] == REPLICATED} if p > 1 else set()
+    # a forward shard read by a replicated op is gathered first; a backward one is a partial sum
+    # folded into its block's all-reduce
+    gathered = ({a for a, b in graph.edges if role[a] == SPLIT and role[b] == REPLICATED and a not in backward}
+                if p > 1 else set())
     for op, data in graph.nodes(data=True):
-        for unit in units:
+        for unit in ranks[op]:
             add_op(out, f"{op}@{unit}", **_shard(graph, op, data, role, p, edge_bytes), pin=unit)
         if p > 1 and (role[op] == REDUCE or op in gathered):
-            _add_collective(out, op, data, "all_reduce" if role[op] == REDUCE else "all_gather", units)
+            _add_collective(out, op, data, "all_reduce" if role[op] == REDUCE else "all_gather", ranks[op])
     for a, b, data in graph.edges(data=True):
         kind = "all_reduce" if role[a] == REDUCE else "all_gather" if a in gathered and role[b] == REPLICATED else None
-        for unit in units:
+        for src, dst in zip(ranks[a], ranks[b], strict=True):
             if p > 1 and kind is not None:
-                out.add_edge(f"{kind}:{a}@{unit}", f"{b}@{unit}", **dict(data))
+                out.add_edge(f"{kind}:{a}@{src}", f"{b}@{dst}", **dict(data))
             else:
-                out.add_edge(f"{a}@{unit}", f"{b}@{unit}", **dict(data, bytes=edge_bytes(a, b, data["bytes"])))
+                out.add_edge(f"{a}@{src}", f"{b}@{dst}", **dict(data, bytes=edge_bytes(a, b, data["bytes"])))
     return validate_graph(out)
 
 
@@ -127,7 +149,11 @@ def _shard(graph: nx.DiGraph, op: str, data: dict, role: dict, p: int, edge_byte
     inputs = sum(d["bytes"] for _, _, d in graph.in_edges(op, data=True))
     inputs_here = sum(edge_bytes(a, op, d["bytes"]) for a, _, d in graph.in_edges(op, data=True))
     other = max(0.0, data["bytes_read"] - inputs - data["weight_bytes"])  # inputs not on an edge
+    inplace = data.get("inplace_bytes", 0.0)  # into sharded persistent tensors: 1/p
+    fresh = data["bytes_written"] - inplace  # a reduced output is partial sums of the whole tensor
+    if "inplace_bytes" in data:
+        attrs["inplace_bytes"] = inplace / p
     attrs.update(flop=data["flop"] / p, weights=weights, weight_bytes=data["weight_bytes"] / p,
                  bytes_read=inputs_here + other / p + data["weight_bytes"] / p,
-                 bytes_written=data["bytes_written"] if role[op] == REDUCE else data["bytes_written"] / p)
+                 bytes_written=(fresh if role[op] == REDUCE else fresh / p) + inplace / p)
     return attrs

@@ -21,6 +21,8 @@ Node attributes
                       cost model (classic benchmark instances, measured tables)
     ``pin``           optional unit name: the op may run only there (the ranks of a parallel
                       graph, see :mod:`hetsim.graph.parallel`)
+    ``inplace_bytes`` optional part of ``bytes_written`` that goes into persistent tensors
+                      (gradient accumulation, optimizer updates): traffic, but no new allocation
 
 Collective ops (``op == "collective"``) also carry
     ``collective``    one of :data:`COLLECTIVES`
@@ -32,7 +34,8 @@ Collective ops (``op == "collective"``) also carry
                       each rank's send buffer (all-to-all)
 
 Edge attributes
-    ``bytes``         size of the tensor that flows
+    ``bytes``         size of the tensor that flows; 0 for an edge that only orders two ops (the
+                      consumer reads nothing of the producer's output, which it does not keep alive)
     ``cost``          optional seconds the transfer takes when the two ends run on different
                       units (classic scheduling instances); replaces the route's time
 
@@ -58,7 +61,7 @@ OP_KINDS = frozenset({
 COLLECTIVES = frozenset({"all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all"})
 
 #: node attributes an op may carry besides :data:`NODE_DEFAULTS`
-OPTIONAL_KEYS = frozenset({"cost", "pin", "collective", "group", "ranks", "comm_bytes"})
+OPTIONAL_KEYS = frozenset({"cost", "pin", "collective", "group", "ranks", "comm_bytes", "inplace_bytes"})
 
 #: op kinds that move no data and cost nothing (aliasing views)
 FREE_OPS = frozenset({"view"})
@@ -144,6 +147,10 @@ def validate_graph(g: nx.DiGraph) -> nx.DiGraph:
         cost = data.get("cost")
         if cost is not None and (not isinstance(cost, Mapping) or not all(_number_ok(v) for v in cost.values())):
             raise GraphError(f"op {node!r}.cost: got {cost!r}, expected a mapping unit -> seconds >= 0")
+        inplace = data.get("inplace_bytes", 0)
+        if not _number_ok(inplace) or inplace > data["bytes_written"] * (1 + 1e-9):
+            raise GraphError(f"op {node!r}.inplace_bytes: got {inplace!r}, expected a number between 0 and "
+                             f"bytes_written ({data['bytes_written']!r})")
         pin = data.get("pin")
         if pin is not None and not (isinstance(pin, str) and pin):
             raise GraphError(f"op {node!r}.pin: got {pin!r}, expected a unit name")

@@ -35,10 +35,8 @@ class EFT:
         for op in topological_order(graph):
             preds = list(graph.predecessors(op))
             best = None
-            for unit in units:
+            for unit in cost.capable_units(op):
                 duration = cost.time(op, unit)
-                if duration == float("inf"):
-                    continue
                 ready = free[unit]
                 for pred in preds:
                     ready = max(ready, finish[pred] + cost.comm_time(pred, op, assignment[pred], unit))

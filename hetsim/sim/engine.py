@@ -172,7 +172,7 @@ class _Run:
                         groups = {}
                     group = (succ_mem, succ if "cost" in data else data["bytes"])
                     groups.setdefault(group, []).append(succ)
-                if track and not is_view[succ]:
+                if track and not is_view[succ] and data["bytes"] > 0:  # a 0-byte edge only orders
                     key = (op_root, succ_mem)
                     reads.append(key)
                     releases[succ].append(key)
@@ -230,7 +230,7 @@ class _Run:
             name = states.get(op) if states else None
             c, watts, state = op_power(cost, spec, op, name)
             data = nodes[op]
-            alloc = data["bytes_written"] if root.get(op) == op else 0
+            alloc = data["bytes_written"] - data.get("inplace_bytes", 0) if root.get(op) == op else 0
             moved = data["bytes_read"] + data["bytes_written"]
             shared = None
             if isinstance(self.network, FairNetwork) and c.memory_s > 0 and moved > 0 and "cost" not in data:

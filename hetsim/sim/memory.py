@@ -5,7 +5,7 @@ last reader there has finished: the ops that consume it (directly or through vie
 their input's storage) and the transfers that copy it elsewhere. A transferred copy lives in the
 destination memory from the transfer's start until its last reader there has finished. Weights
 (and other persistent inputs such as a KV cache) are resident from the start, once per memory.
-Tensors nobody reads (the graph's outputs) stay until the end.
+Tensors nobody reads (the graph's outputs; a 0-byte edge only orders two ops) stay until the end.
 """
 
 from __future__ import annotations

@@ -33,11 +33,11 @@ Resource = tuple[str, int]  # (link name, direction: +1 a→b, -1 b→a, 0 both 
 
 
 class _Flow:
-    __slots__ = ("done", "nbytes", "rate", "remaining", "resources", "seq")
+    __slots__ = ("done", "last", "nbytes", "rate", "remaining", "resources", "seq", "version")
 
     def __init__(self, seq: int, nbytes: float, resources: tuple[Resource, ...], done: Callable[[], None]):
         self.seq, self.nbytes, self.remaining, self.resources, self.done = seq, nbytes, nbytes, resources, done
-        self.rate = 0.0
+        self.rate, self.last, self.version = 0.0, 0.0, 0
 
 
 def max_min_rates(flows: list[tuple[int, tuple[Resource, ...]]], capacity: dict[Resource, float]) -> dict[int, float]:
@@ -91,14 +91,18 @@ class _Links:
 
 
 class FairNetwork(_Links):
-    """The flows in flight on a platform's links and their max-min fair rates."""
+    """The flows in flight on a platform's links and memories, and their max-min fair rates.
+
+    Only flows that share a resource, directly or through other flows, affect each other's
+    rates, so a flow joining or leaving re-shares just its connected group; every flow keeps its
+    own progress and its own timer.
+    """
 
     def __init__(self, env: simpy.Environment, platform: Platform):
         super().__init__(env, platform)
         self.flows: dict[int, _Flow] = {}
+        self.users: dict[Resource, set[int]] = {}
         self._seq = 0
-        self._last = 0.0
-        self._generation = 0
 
     def send(self, nbytes: float, src_memory: str, dst_memory: str, done: Callable[[], None]) -> None:
         """Move ``nbytes`` between two memories; call ``done()`` when the last byte arrives."""
@@ -118,42 +122,54 @@ class FairNetwork(_Links):
         self._join(_Flow(self._seq, nbytes, (resource, private), done))
 
     # -- internals -------------------------------------------------------------------------
-    def _advance(self) -> None:
-        elapsed = self.env.now - self._last
-        if elapsed > 0:
-            for flow in self.flows.values():
-                flow.remaining -= flow.rate * elapsed
-        self._last = self.env.now
-
     def _join(self, flow: _Flow) -> None:
-        self._advance()
+        flow.last = self.env.now
         self.flows[flow.seq] = flow
-        self._reshare()
+        for r in flow.resources:
+            self.users.setdefault(r, set()).add(flow.seq)
+        self._reshare(self._group(flow.resources))
 
-    def _reshare(self) -> None:
-        """New rates for every flow, and one timer for the next flow to finish."""
-        self._generation += 1
-        if not self.flows:
+    def _group(self, resources: tuple[Resource, ...]) -> list[_Flow]:
+        """The flows connected to ``resources`` through shared resources, in arrival order."""
+        seen: set[int] = set()
+        todo = list(resources)
+        visited: set[Resource] = set()
+        while todo:
+            r = todo.pop()
+            if r in visited:
+                continue
+            visited.add(r)
+            for seq in self.users.get(r, ()):
+                if seq not in seen:
+                    seen.add(seq)
+                    todo.extend(self.flows[seq].resources)
+        return [self.flows[seq] for seq in sorted(seen)]
+
+    def _reshare(self, group: list[_Flow]) -> None:
+        """New rates for ``group``, each flow's progress brought to now, and new timers."""
+        if not group:
             return
-        rates = max_min_rates([(f.seq, f.resources) for f in self.flows.values()], self.capacity)
-        for seq, flow in self.flows.items():
-            flow.rate = rates[seq]
-        wait = min(max(0.0, f.remaining) / f.rate for f in self.flows.values())
-        generation = self._generation
-        self.env.timeout(wait).callbacks.append(lambda _event: self._tick(generation))
+        now = self.env.now
+        rates = max_min_rates([(f.seq, f.resources) for f in group], self.capacity)
+        for flow in group:
+            flow.remaining -= flow.rate * (now - flow.last)
+            flow.last, flow.rate = now, rates[flow.seq]
+            flow.version += 1
+            version, seq = flow.version, flow.seq
+            wait = max(0.0, flow.remaining) / flow.rate
+            self.env.timeout(wait).callbacks.append(lambda _event, s=seq, v=version: self._tick(s, v))
 
-    def _tick(self, generation: int) -> None:
-        if generation != self._generation:
-            return  # rates changed since this timer was set
-        self._advance()
-        # a flow is done when what is left would take under a femtosecond (rounding of the timer)
-        finished = [f for f in self.flows.values() if f.remaining <= max(f.rate * 1e-15, f.nbytes * 1e-12)]
-        for flow in finished:
-            del self.flows[flow.seq]
-            self.capacity.pop(("cap", flow.seq), None)
-        self._reshare()
-        for flow in finished:
-            flow.done()
+    def _tick(self, seq: int, version: int) -> None:
+        flow = self.flows.get(seq)
+        if flow is None or flow.version != version:
+            return  # its rate changed since this timer was set
+        del self.flows[seq]
+        for r in flow.resources:
+            self.users[r].discard(seq)
+        self.capacity.pop(("cap", seq), None)
+        # bring the others to now at their old rates before sharing anew
+        self._reshare(self._group(flow.resources))
+        flow.done()
 
 
 class FifoNetwork(_Links):

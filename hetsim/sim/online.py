@@ -71,7 +71,8 @@ class _OnlineRun:
         self.root = storage_roots(graph)
         is_view = {op: d["op"] == "view" for op, d in self.nodes.items()}
         # per storage root: consumer reads still to finish; the root's copies are freed at zero
-        self.readers = Counter(self.root[op] for op, succs in self.succ.items() for s in succs if not is_view[s])
+        self.readers = Counter(self.root[op] for op, succs in self.succ.items() for s, d in succs.items()
+                               if not is_view[s] and d["bytes"] > 0)  # a 0-byte edge only orders
         self.held: dict[str, list[str]] = {}  # root → memories holding a copy
         self.resident: set[tuple[str, str]] = set()
 
@@ -217,7 +218,7 @@ class _OnlineRun:
             if self.memory is not None and self.root[op] == op:
                 self.held.setdefault(op, []).append(self.mem_of_unit[unit])
                 self.memory.allocate(start, self.mem_of_unit[unit], (op, self.mem_of_unit[unit]),
-                                     data["bytes_written"], op)
+                                     data["bytes_written"] - data.get("inplace_bytes", 0), op)
             collective = self.collectives.of.get(op)
             if collective is not None:  # every member, then the last step
                 yield collective.join()
@@ -252,7 +253,9 @@ class _OnlineRun:
     def _release(self, op: str) -> None:
         if self.memory is None or self.nodes[op]["op"] == "view":
             return
-        for pred in self.pred[op]:
+        for pred, data in self.pred[op].items():
+            if data["bytes"] <= 0:
+                continue
             root = self.root[pred]
             self.readers[root] -= 1
             if not self.readers[root]:

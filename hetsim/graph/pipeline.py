@@ -1,0 +1,151 @@
+"""Pipeline parallelism with 1F1B, and the 3D layout (pipeline × tensor) of a training step.
+
+:func:`pipeline_parallel` cuts a training graph (:func:`hetsim.graph.training.training_step`)
+into stages of consecutive layers, runs ``microbatches`` copies of the forward and backward ops
+(each on 1/m of the batch; weights, gradients and optimizer states are shared, gradients
+accumulate) and one optimizer update per parameter after the last microbatch. Ops are inserted
+in the one-forward-one-backward order of PipeDream-Flush / Megatron-LM (Narayanan et al., SC
+2021, §2.2.1, Fig. 4): stage s runs ``min(P − s − 1, m)`` warm-up forwards, then alternates one
+forward and one backward, then drains its backwards. Program order is therefore the 1F1B
+schedule, which the ``eft`` scheduler follows when every op is pinned. Each stage is then split
+tensor-parallel over its own units (:func:`hetsim.graph.parallel.tensor_parallel`); activations
+cross from rank i of one stage to rank i of the next.
+
+Ops are staged by the layer index in their module (``layers.N``, ``h.N``); ops outside the
+layers go with the stage of their inputs (the embedding and rotary tables with the first, the
+final norm, head and loss with the last); backward and update ops with their forward op.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import networkx as nx
+
+from hetsim.errors import GraphError
+from hetsim.graph.parallel import TPRules, tensor_parallel
+from hetsim.graph.schema import add_op, new_graph
+
+LAYER = re.compile(r"(?:^|\.)(?:layers|layer|h|blocks)\.(\d+)(?:\.|$)")
+
+
+def forward_of(op: str) -> str:
+    """The forward op a backward (``grad.x``) or update (``update.x``) op belongs to."""
+    for prefix in ("grad.", "update."):
+        if op.startswith(prefix):
+            return op[len(prefix):]
+    return op
+
+
+def stages_of(graph: nx.DiGraph, n_stages: int) -> dict[str, int]:
+    """Stage of every op: layers cut into ``n_stages`` equal runs, the rest placed by its inputs."""
+    layer = {op: int(m.group(1)) for op, d in graph.nodes(data=True) if (m := LAYER.search(d.get("module", "")))}
+    if not layer:
+        raise GraphError(f"pipeline_parallel: graph {graph.graph.get('name', '')!r} has no layers "
+                         "(modules such as layers.3.mlp)")
+    n_layers = max(layer.values()) + 1
+    if n_stages > n_layers:
+        raise GraphError(f"pipeline_parallel.stages: got {n_stages} stages, expected at most the {n_layers} layers")
+    stage: dict[str, int] = {}
+    for op in nx.topological_sort(graph):
+        base = forward_of(op)
+        if base in layer:
+            stage[op] = layer[base] * n_stages // n_layers
+        elif base != op and base in stage:
+            stage[op] = stage[base]
+        else:
+            stage[op] = max((stage[p] for p in graph.predecessors(op) if forward_of(p) == p), default=0)
+    return stage
+
+
+def one_f_one_b(n_stages: int, microbatches: int) -> list[tuple[int, str, int]]:
+    """(stage, "F" or "B", microbatch) in an order that is 1F1B on every stage and respects data flow.
+
+    Examples
+    --------
+    >>> [x for x in one_f_one_b(2, 3) if x[0] == 0]
+    [(0, 'F', 0), (0, 'F', 1), (0, 'B', 0), (0, 'F', 2), (0, 'B', 1), (0, 'B', 2)]
+    """
+    plans = []
+    for s in range(n_stages):
+        warm = min(n_stages - s - 1, microbatches)
+        plan = [("F", k) for k in range(warm)]
+        for k in range(microbatches - warm):
+            plan += [("F", warm + k), ("B", k)]
+        plan += [("B", k) for k in range(microbatches - warm, microbatches)]
+        plans.append(plan)
+    done: set[tuple[int, str, int]] = set()
+    order: list[tuple[int, str, int]] = []
+    position = [0] * n_stages
+    while len(order) < n_stages * 2 * microbatches:
+        for s in range(n_stages):
+            if position[s] == len(plans[s]):
+                continue
+            kind, k = plans[s][position[s]]
+            ready = ((s == 0 or (s - 1, "F", k) in done) if kind == "F"
+                     else (s == n_stages - 1 or (s + 1, "B", k) in done) and (s, "F", k) in done)
+            if ready:
+                done.add((s, kind, k))
+                order.append((s, kind, k))
+                position[s] += 1
+    return order
+
+
+def pipeline_parallel(graph: nx.DiGraph, stages: Sequence[Sequence[str]], microbatches: int = 1,
+                      rules: TPRules | None = None) -> nx.DiGraph:
+    """A training graph over ``len(stages)`` pipeline stages of ``len(stages[0])`` tensor-parallel units.
+
+    Microbatch ``k`` of op ``x`` is ``x#k`` (then ``x#k@unit`` after the tensor split); updates
+    keep their name.
+
+    Examples
+    --------
+    >>> from hetsim.graph.training import training_step
+    >>> g = new_graph("two-layers", phase="prefill", batch=4)
+    >>> for i in range(2):
+    ...     add_op(g, f"fc{i}", op="matmul", flop=800, bytes_read=880, bytes_written=80, dtype="bf16",
+    ...            module=f"layers.{i}.mlp.up_proj", weights={f"layers.{i}.w.weight": 800})
+    >>> g.add_edge("fc0", "fc1", bytes=80)
+    >>> pp = pipeline_parallel(training_step(g), [["gpu0"], ["gpu1"]], microbatches=2)
+    >>> pp.nodes["fc1#1@gpu1"]["flop"], pp.nodes["update.fc0@gpu0"]["pin"]
+    (400.0, 'gpu0')
+    """
+    if not stages or any(len(s) != len(stages[0]) for s in stages):
+        raise GraphError(f"pipeline_parallel.stages: got {[list(s) for s in stages]!r}, expected lists of units, "
+                         "as many in every stage")
+    if isinstance(microbatches, bool) or not isinstance(microbatches, int) or microbatches < 1:
+        raise GraphError(f"pipeline_parallel.microbatches: got {microbatches!r}, expected a positive integer")
+    n = len(stages)
+    stage = stages_of(graph, n)
+    m = microbatches
+    topo = list(nx.topological_sort(graph))
+    blocks: dict[tuple[int, str], list[str]] = {}
+    for op in topo:
+        if not op.startswith("update."):
+            blocks.setdefault((stage[op], "B" if op.startswith("grad.") else "F"), []).append(op)
+    out = new_graph(graph.graph.get("name", ""))
+    out.graph.update(graph.graph, pp=n, microbatches=m, batch=graph.graph.get("batch", 1) / m)
+    for s, kind, k in one_f_one_b(n, m):
+        for op in blocks.get((s, kind), []):
+            add_op(out, f"{op}#{k}", **_microbatch(graph.nodes[op], m))
+    for op in topo:
+        if op.startswith("update."):
+            add_op(out, op, **graph.nodes[op])
+    for a, b, data in graph.edges(data=True):
+        if b.startswith("update."):
+            for k in range(m):
+                out.add_edge(f"{a}#{k}", b, **data)
+        else:
+            for k in range(m):
+                out.add_edge(f"{a}#{k}", f"{b}#{k}", **dict(data, bytes=data["bytes"] / m))
+    units = {op: list(stages[stage[forward_of(op.split("#")[0])]]) for op in out}
+    return tensor_parallel(out, units, rules)
+
+
+def _microbatch(data: dict, m: int) -> dict:
+    """An op on 1/m of the batch: activations scale, parameters and their gradients do not."""
+    params = sum(v for k, v in data["weights"].items() if k.startswith("grad:"))
+    return dict(data, flop=data["flop"] / m,
+                bytes_read=max(0.0, data["bytes_read"] - data["weight_bytes"]) / m + data["weight_bytes"],
+                bytes_written=max(0.0, data["bytes_written"] - params) / m + params)
