@@ -26,11 +26,13 @@ from hetsim.sched.schedule import Schedule
 from hetsim.sim.collectives import Collectives
 from hetsim.sim.memory import MemoryTracker, storage_roots
 from hetsim.sim.network import FairNetwork, contends, make_network, op_body
+from hetsim.sim.offload import Offload
 from hetsim.sim.trace import MemorySample, OpRun, PowerSample, Trace, TransferRun
 from hetsim.spec.types import ComputeUnit, Platform
 
 CONTENTION_MODES = ("none", "fair", "fifo")
 COLLECTIVE_MODES = ("transfers", "analytic")
+MEMORY_POLICIES = ("error", "offload")
 
 
 @dataclass(frozen=True)
@@ -53,16 +55,21 @@ class SimOptions:
     collective_mode : str
         ``"transfers"``: collectives run their steps as transfers on the links (they contend);
         ``"analytic"``: each takes its alpha-beta time, no transfers (faster, contention-blind).
+    memory_policy : str
+        When weights do not fit a memory: ``"error"`` (an OutOfMemoryError naming it) or
+        ``"offload"`` (keep the overflow in the next memory and stream it in before each use,
+        :mod:`hetsim.sim.offload`; static schedules only).
     """
 
     contention: str = "none"
     track_memory: bool = True
     collective_algorithm: str = "ring"
     collective_mode: str = "transfers"
+    memory_policy: str = "error"
 
     def __post_init__(self) -> None:
         for key, allowed in (("contention", CONTENTION_MODES), ("collective_algorithm", ALGORITHMS),
-                             ("collective_mode", COLLECTIVE_MODES)):
+                             ("collective_mode", COLLECTIVE_MODES), ("memory_policy", MEMORY_POLICIES)):
             if getattr(self, key) not in allowed:
                 raise ScenarioError(f"sim.{key}: got {getattr(self, key)!r}, expected one of {', '.join(allowed)}")
 
@@ -135,6 +142,9 @@ class _Run:
         self.network = make_network(options.contention, self.env, self.platform)
         self.collectives = Collectives(self.env, graph, cost, self.network, self.transfer_records,
                                        options.collective_mode == "analytic")
+        self.offload = (Offload(self.env, self.platform, self.memory, self.network, self.transfer_records)
+                        if self.memory is not None and options.memory_policy == "offload" else None)
+        self.fetches: dict[str, list] = {}
         self._plan_edges()
         if self.memory is not None:
             self._place_weights()
@@ -203,6 +213,16 @@ class _Run:
         for op, data in self.nodes.items():
             for name, nbytes in data["weights"].items():
                 resident[(f"weight:{name}", mem_of[op])] = nbytes
+        if self.offload is not None:
+            first_use: dict[str, int] = {}
+            for i, data in enumerate(self.nodes.values()):
+                for name in data["weights"]:
+                    first_use.setdefault(f"weight:{name}", i)
+            resident = self.offload.place(resident, first_use)
+            for op, data in self.nodes.items():
+                wanted = self.offload.offloaded({f"weight:{k}": v for k, v in data["weights"].items()}, mem_of[op])
+                if wanted:
+                    self.fetches[op] = wanted
         need: Counter[str] = Counter()
         for (_, memory), nbytes in resident.items():
             need[memory] += nbytes
@@ -249,11 +269,14 @@ class _Run:
         busy = self.busy[unit]
         start_transfer = self._start_transfer
         new_record = tuple.__new__
-        network = self.network
-        for op, duration, watts, state, alloc, flop, moved, local, remote, releases, collective, shared in plan:
+        network, fetches, offload = self.network, self.fetches, self.offload
+        for i, (op, duration, watts, state, alloc, flop, moved, local, remote, releases, collective,
+                shared) in enumerate(plan):
             if pending[op]:
                 event = waiting[op] = env.event()
                 yield event
+            if fetches:  # offloaded weights: this op's must be here; the next op's start coming
+                yield from self._fetch(op, plan[i + 1][0] if i + 1 < len(plan) else None, mem)
             start = env.now
             if alloc and memory is not None:
                 memory.allocate(start, mem, (op, mem), alloc, op)
@@ -274,6 +297,8 @@ class _Run:
             else:
                 now = start
             records.append(new_record(OpRun, (op, unit, start, now, state, flop, moved)))
+            if op in fetches:
+                offload.release(op, fetches[op], mem)
             if memory is not None:
                 for key in releases:
                     readers[key] -= 1
@@ -287,6 +312,16 @@ class _Run:
                         event.succeed()
             for transfer in remote:
                 start_transfer(op, now, *transfer)
+
+    def _fetch(self, op: str, following: str | None, mem: str):
+        """Wait for ``op``'s offloaded weights; start fetching those of the op that follows it."""
+        offload, fetches = self.offload, self.fetches
+        events = offload.fetch(op, fetches[op], mem) if op in fetches else []
+        pending = [e for e in events if not e.processed]
+        if pending:
+            yield self.env.all_of(pending)
+        if following in fetches:
+            offload.fetch(following, fetches[following], mem)
 
     def _arrive(self, op: str) -> None:
         self.pending[op] -= 1

@@ -27,7 +27,7 @@ import networkx as nx
 import simpy
 
 from hetsim.cost.model import CostModel
-from hetsim.errors import SimulationError
+from hetsim.errors import ScenarioError, SimulationError
 from hetsim.sched.online import OnlinePolicy, Snapshot, UnitView
 from hetsim.sched.schedule import Schedule
 from hetsim.sim.collectives import Collectives
@@ -44,6 +44,9 @@ def moved_bytes(data: dict) -> float:
 
 class _OnlineRun:
     def __init__(self, graph: nx.DiGraph, cost: CostModel, policy: OnlinePolicy, options: SimOptions):
+        if options.memory_policy != "error":
+            raise ScenarioError(f"sim.memory_policy: got {options.memory_policy!r} with online policy "
+                                f"{policy.name!r}, expected 'error' (offloading needs a static schedule)")
         self.env = simpy.Environment(initial_time=0.0)
         self.graph, self.cost, self.policy, self.options = graph, cost, policy, options
         self.platform = cost.platform
