@@ -5,8 +5,9 @@
     platform: gh200                 # preset name, platform YAML file, or inline mapping
     workload: {model: llama-3-8b, phase: prefill, batch: 1, seq_len: 2048, dtype: bf16}
     # or workload: {graph: my_graph.json}   (an OpGraph saved by hetsim.graph.io.save_graph)
-    # workload.parallel: {tp: 2, units: [gpu0, gpu1]} splits the graph tensor-parallel
-    # (hetsim.graph.parallel); units default to the platform's first accelerators
+    # workload.phase: train runs one training step (hetsim.graph.training); workload.parallel:
+    # {tp: 8, pp: 4, dp: 2, microbatches: 8, units: [...]} splits it (tensor, pipeline 1F1B, data
+    # parallel; units default to the platform's first accelerators)
     scheduler: eft                  # or {name: eft, options: {...}}
     sim: {contention: none}
     outputs: {dir: out/quickstart, trace: true, gantt: true, ops_csv: true}
@@ -28,7 +29,7 @@ from hetsim.errors import HetsimError, ScenarioError, SpecError
 
 TOP_KEYS = ("name", "platform", "workload", "scheduler", "sim", "outputs")
 WORKLOAD_KEYS = ("model", "graph", "phase", "batch", "seq_len", "dtype", "parallel")
-PARALLEL_KEYS = ("tp", "units")
+PARALLEL_KEYS = ("tp", "pp", "dp", "microbatches", "units")
 OUTPUT_KEYS = ("dir", "trace", "gantt", "ops_csv")
 
 
@@ -135,20 +136,23 @@ def parse_scenario(data: Any, *, base: Path | None = None, default_name: str = "
 
 
 def _parallel(raw: Any) -> dict:
-    """``workload.parallel``: ``{tp: N, units: [...]}`` (units optional)."""
+    """``workload.parallel``: ``{tp, pp, dp, microbatches, units}``, every key optional."""
     if not isinstance(raw, Mapping):
         raise ScenarioError(f"workload.parallel: got {raw!r}, expected a mapping such as {{tp: 2}}")
     _check_keys(raw, "workload.parallel", PARALLEL_KEYS)
-    tp = _positive_int(raw.get("tp", 1), "workload.parallel.tp")
+    out = {key: _positive_int(raw.get(key, 1), f"workload.parallel.{key}") for key in ("tp", "pp", "dp")}
+    out["microbatches"] = _positive_int(raw.get("microbatches", out["pp"]), "workload.parallel.microbatches")
+    total = out["tp"] * out["pp"] * out["dp"]
     units = raw.get("units")
-    if units is not None and (not isinstance(units, list) or len(units) != tp
+    if units is not None and (not isinstance(units, list) or len(units) != total
                               or not all(isinstance(u, str) for u in units)):
-        raise ScenarioError(f"workload.parallel.units: got {units!r}, expected a list of {tp} unit names")
-    return {"tp": tp, "units": units}
+        raise ScenarioError(f"workload.parallel.units: got {units!r}, expected a list of {total} unit names")
+    out["units"] = units
+    return out
 
 
 def parallel_units(parallel: Mapping[str, Any], platform) -> list[str]:
-    """The units of a tensor-parallel group: as listed, else the platform's first accelerators."""
+    """The units of a parallel layout: as listed, else the platform's first tp × pp × dp accelerators."""
     names = [u.name for u in platform.units]
     if parallel["units"] is not None:
         for unit in parallel["units"]:
@@ -157,10 +161,44 @@ def parallel_units(parallel: Mapping[str, Any], platform) -> list[str]:
                                     f"({', '.join(names)})")
         return list(parallel["units"])
     accelerators = [u.name for u in platform.units if u.kind != "cpu"]
-    if parallel["tp"] > len(accelerators):
-        raise ScenarioError(f"workload.parallel.tp: got {parallel['tp']}, expected at most {len(accelerators)} "
-                            f"(the accelerators of {platform.name!r})")
-    return accelerators[:parallel["tp"]]
+    total = parallel["tp"] * parallel.get("pp", 1) * parallel.get("dp", 1)
+    if total > len(accelerators):
+        got = (f"workload.parallel.tp: got {total}" if total == parallel["tp"] else
+               f"workload.parallel: got tp x pp x dp = {parallel['tp']} x {parallel['pp']} x {parallel['dp']} = "
+               f"{total} units")
+        raise ScenarioError(f"{got}, expected at most {len(accelerators)} (the accelerators of {platform.name!r})")
+    return accelerators[:total]
+
+
+def layout(graph, workload: Mapping[str, Any], platform):
+    """The graph a workload runs: a training step when ``phase: train``, split as ``parallel`` says."""
+    from hetsim.graph.data_parallel import data_parallel
+    from hetsim.graph.parallel import tensor_parallel
+    from hetsim.graph.pipeline import pipeline_parallel
+    from hetsim.graph.training import training_step
+
+    train = workload.get("phase") == "train"
+    if train:
+        graph = training_step(graph)
+    par = workload.get("parallel")
+    if not par:
+        return graph
+    tp, pp, dp = par["tp"], par["pp"], par["dp"]
+    if not train and pp * dp > 1:
+        key = "pp" if pp > 1 else "dp"
+        raise ScenarioError(f"workload.parallel.{key}: got {par[key]}, expected 1 unless workload.phase is train")
+    if tp * pp * dp == 1 and not train:
+        return graph
+    units = parallel_units(par, platform)
+    groups = [[units[(r * pp + s) * tp:(r * pp + s + 1) * tp] for s in range(pp)] for r in range(dp)]
+    if not train:
+        return tensor_parallel(graph, groups[0][0])
+    graph = pipeline_parallel(graph, groups[0], microbatches=par["microbatches"])
+    if dp > 1:
+        first = [u for stage in groups[0] for u in stage]
+        graph = data_parallel(graph, [dict(zip(first, [u for stage in replica for u in stage], strict=True))
+                                      for replica in groups])
+    return graph
 
 
 def _finish(data: Mapping, *, name_default: str, platform: Any, workload: dict) -> Scenario:
@@ -215,13 +253,11 @@ def run_scenario(scenario: Scenario, *, out_dir: str | Path | None = None, progr
         graph = load_graph(w["graph"])
     else:
         step(f"capturing {w['model']} {w['phase']} (batch {w['batch']}, seq {w['seq_len']})")
-        graph = model_graph(w["model"], phase=w["phase"], batch=w["batch"], seq_len=w["seq_len"], dtype=w["dtype"])
-    if w.get("parallel") and w["parallel"]["tp"] > 1:
-        from hetsim.graph.parallel import tensor_parallel
-
-        units = parallel_units(w["parallel"], platform)
-        step(f"splitting over {len(units)} units (tensor parallel)")
-        graph = tensor_parallel(graph, units)
+        phase = "prefill" if w["phase"] == "train" else w["phase"]
+        graph = model_graph(w["model"], phase=phase, batch=w["batch"], seq_len=w["seq_len"], dtype=w["dtype"])
+    if w.get("parallel") or w.get("phase") == "train":
+        step("building the training step and the parallel layout")
+        graph = layout(graph, w, platform)
     step(f"scheduling {graph.number_of_nodes()} ops with {scenario.scheduler} and simulating")
     result = simulate(graph, platform, scenario.scheduler, scheduler_options=scenario.scheduler_options,
                       sim=scenario.sim)

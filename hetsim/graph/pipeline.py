@@ -26,6 +26,7 @@ import networkx as nx
 from hetsim.errors import GraphError
 from hetsim.graph.parallel import TPRules, tensor_parallel
 from hetsim.graph.schema import add_op, new_graph
+from hetsim.graph.training import batch_slice
 
 LAYER = re.compile(r"(?:^|\.)(?:layers|layer|h|blocks)\.(\d+)(?:\.|$)")
 
@@ -128,7 +129,7 @@ def pipeline_parallel(graph: nx.DiGraph, stages: Sequence[Sequence[str]], microb
     out.graph.update(graph.graph, pp=n, microbatches=m, batch=graph.graph.get("batch", 1) / m)
     for s, kind, k in one_f_one_b(n, m):
         for op in blocks.get((s, kind), []):
-            add_op(out, f"{op}#{k}", **_microbatch(graph.nodes[op], m))
+            add_op(out, f"{op}#{k}", **batch_slice(graph.nodes[op], m))
     for op in topo:
         if op.startswith("update."):
             add_op(out, op, **graph.nodes[op])
@@ -142,10 +143,3 @@ def pipeline_parallel(graph: nx.DiGraph, stages: Sequence[Sequence[str]], microb
     units = {op: list(stages[stage[forward_of(op.split("#")[0])]]) for op in out}
     return tensor_parallel(out, units, rules)
 
-
-def _microbatch(data: dict, m: int) -> dict:
-    """An op on 1/m of the batch: activations scale, parameters and their gradients do not."""
-    params = sum(v for k, v in data["weights"].items() if k.startswith("grad:"))
-    return dict(data, flop=data["flop"] / m,
-                bytes_read=max(0.0, data["bytes_read"] - data["weight_bytes"]) / m + data["weight_bytes"],
-                bytes_written=max(0.0, data["bytes_written"] - params) / m + params)

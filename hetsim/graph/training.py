@@ -144,3 +144,22 @@ def _add_update(graph: nx.DiGraph, out: nx.DiGraph, op: str, optimizer: str) -> 
            bytes_written=sum(params.values()) + state, inplace_bytes=sum(params.values()) + state)
     # the update reads the accumulated gradient buffer, not grad.<op>'s output: an ordering edge
     out.add_edge(f"grad.{op}", f"update.{op}", bytes=0)
+
+
+def batch_slice(data: dict, n: int) -> dict:
+    """An op's attributes on 1/n of its batch: activations (and their collectives) scale; parameters,
+    their gradients and optimizer states do not (microbatches and data-parallel replicas).
+
+    Examples
+    --------
+    >>> batch_slice({"flop": 8.0, "bytes_read": 100.0, "bytes_written": 60.0, "weight_bytes": 20.0,
+    ...              "weights": {"w.weight": 10.0, "grad:w.weight": 10.0}}, 2)["bytes_written"]
+    35.0
+    """
+    params = sum(v for k, v in data["weights"].items() if k.startswith("grad:"))
+    sliced = dict(data, flop=data["flop"] / n,
+                  bytes_read=max(0.0, data["bytes_read"] - data["weight_bytes"]) / n + data["weight_bytes"],
+                  bytes_written=max(0.0, data["bytes_written"] - params) / n + params)
+    if "comm_bytes" in data:
+        sliced["comm_bytes"] = data["comm_bytes"] / n
+    return sliced

@@ -63,7 +63,8 @@ def test_tp_llama_scenario_shows_all_reduces_on_the_link_tracks(tmp_path):
     ({"tp": 9}, r"^workload.parallel.tp: got 9, expected at most 8 \(the accelerators of 'dgx-h100'\)$"),
     ({"tp": 2, "units": ["gpu0", "tpu9"]}, r"^workload.parallel.units: got 'tpu9', expected units of 'dgx-h100'"),
     ({"tp": 2, "units": ["gpu0"]}, r"^workload.parallel.units: got \['gpu0'\], expected a list of 2 unit names$"),
-    ({"pp": 2}, r"^workload.parallel.pp: unknown field"),
+    ({"tp": 4, "pp": 4}, r"^workload.parallel: got tp x pp x dp = 4 x 4 x 1 = 16 units, expected at most 8"),
+    ({"zz": 2}, r"^workload.parallel.zz: unknown field"),
 ])
 def test_bad_parallel_settings_give_one_line(parallel, message):
     from hetsim.errors import ScenarioError
@@ -80,4 +81,5 @@ def test_default_units_are_the_first_accelerators():
     from hetsim.scenario import parallel_units
     from hetsim.spec.loader import load_platform
 
-    assert parallel_units({"tp": 3, "units": None}, load_platform("dgx-h100")) == ["gpu0", "gpu1", "gpu2"]
+    assert parallel_units({"tp": 3, "pp": 1, "dp": 1, "units": None}, load_platform("dgx-h100")) == [
+        "gpu0", "gpu1", "gpu2"]
