@@ -19,7 +19,7 @@ import simpy
 
 from hetsim.cost.collectives import collective_steps
 from hetsim.cost.model import CostModel
-from hetsim.sim.network import FairNetwork, contends
+from hetsim.sim.network import FairNetwork, move
 from hetsim.sim.trace import TransferRun
 
 
@@ -86,19 +86,5 @@ class Collectives:
                 self.of[op] = run
 
     def send(self, src_op: str, dst_op: str, nbytes: float) -> simpy.Event:
-        env = self.env
-        src, dst = self.mem_of[src_op], self.mem_of[dst_op]
-        route = self.platform.route(src, dst)
-        arrived = env.event()
-        start = env.now
-
-        def land(_event: simpy.Event | None = None) -> None:
-            self.records.append(TransferRun(src_op, dst_op, src, dst, route.links, start, env.now, nbytes,
-                                            (dst_op,)))
-            arrived.succeed()
-
-        if self.network is not None and contends(nbytes, route.links, route.bandwidth_bytes_per_s):
-            self.network.send(nbytes, src, dst, land)
-        else:
-            env.timeout(route.time_s(nbytes)).callbacks.append(land)
-        return arrived
+        return move(self.env, self.network, self.platform, nbytes, self.mem_of[src_op], self.mem_of[dst_op],
+                    self.records, src_op, dst_op)

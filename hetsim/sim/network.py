@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import simpy
 
+from hetsim.sim.trace import TransferRun
 from hetsim.spec.types import Platform
 
 Resource = tuple[str, int]  # (link name, direction: +1 a→b, -1 b→a, 0 both ways share)
@@ -229,3 +230,21 @@ def op_body(env: simpy.Environment, network: FairNetwork, overhead_s: float, com
         yield finished
     elif body > 0:
         yield env.timeout(body)
+
+
+def move(env: simpy.Environment, network, platform: Platform, nbytes: float, src: str, dst: str,
+         records: list, src_op: str, dst_op: str) -> simpy.Event:
+    """Move ``nbytes`` from memory ``src`` to ``dst`` (over ``network`` when it shares links, else in
+    the route's own time), record it as a transfer from ``src_op`` to ``dst_op``; the arrival event."""
+    route = platform.route(src, dst)
+    arrived, start = env.event(), env.now
+
+    def land(_event: simpy.Event | None = None) -> None:
+        records.append(TransferRun(src_op, dst_op, src, dst, route.links, start, env.now, nbytes, (dst_op,)))
+        arrived.succeed()
+
+    if network is not None and contends(nbytes, route.links, route.bandwidth_bytes_per_s):
+        network.send(nbytes, src, dst, land)
+    else:
+        env.timeout(route.time_s(nbytes)).callbacks.append(land)
+    return arrived

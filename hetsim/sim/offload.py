@@ -20,7 +20,7 @@ import simpy
 
 from hetsim.errors import OutOfMemoryError, SpecError
 from hetsim.sim.memory import MemoryTracker
-from hetsim.sim.network import contends
+from hetsim.sim.network import move
 from hetsim.sim.trace import TransferRun
 from hetsim.spec.types import Platform
 
@@ -108,17 +108,4 @@ class Offload:
         self.fetching.pop(op, None)
 
     def _move(self, op: str, name: str, nbytes: float, src: str, dst: str) -> simpy.Event:
-        env, route = self.env, self.platform.route(src, dst)
-        arrived, start = env.event(), env.now
-
-        def land(_event: simpy.Event | None = None) -> None:
-            self.records.append(TransferRun(name, op, src, dst, route.links, start, env.now, nbytes,
-                                            (op,)))
-            arrived.succeed()
-
-        if self.network is not None and contends(nbytes, route.links, route.bandwidth_bytes_per_s):
-            self.network.send(nbytes, src, dst, land)
-        else:
-            env.timeout(route.time_s(nbytes)).callbacks.append(land)
-        return arrived
-
+        return move(self.env, self.network, self.platform, nbytes, src, dst, self.records, name, op)

@@ -146,30 +146,6 @@ def test_a_gpu_reaches_the_other_node_via_nic_ib_switch_nic(presets):
         assert route.bandwidth_bytes_per_s == approx(40e9)
 
 
-def test_inside_a_node_the_gpus_keep_nvlink(presets):
-    p = presets["2x-dgx-h100-ib"]
-    for n in range(2):
-        for i, j in itertools.permutations(range(8), 2):
-            route = p.route(f"n{n}.hbm{i}", f"n{n}.hbm{j}")
-            assert route.links == (f"n{n}.nvlink{i}", f"n{n}.nvlink{j}")
-            assert route.latency_s == approx(2 * 0.94e-6)
-    assert p.route("n1.hbm6", "n1.ddr1").links == ("n1.pcie-gpu6", "n1.pcie-host1")
-
-
-def test_each_node_matches_the_dgx_h100_preset(presets):
-    p, dgx = presets["2x-dgx-h100-ib"], presets["dgx-h100"]
-    ref_gpu, ref_cpu = dgx.unit("gpu0"), dgx.unit("cpu0")
-    for n in range(2):
-        for k in range(8):
-            gpu = p.unit(f"n{n}.gpu{k}")
-            assert dict(gpu.peak_flop_per_s) == dict(ref_gpu.peak_flop_per_s)
-            assert gpu.power_states == ref_gpu.power_states
-            assert p.memory(f"n{n}.hbm{k}").bandwidth_bytes_per_s == dgx.memory(f"hbm{k}").bandwidth_bytes_per_s
-        assert p.unit(f"n{n}.cpu1").power_states == ref_cpu.power_states
-        assert p.memory(f"n{n}.ddr1").capacity_bytes == dgx.memory("ddr1").capacity_bytes
-        assert p.link(f"n{n}.upi").bandwidth_bytes_per_s == dgx.link("upi").bandwidth_bytes_per_s
-
-
 def test_a_transfer_between_nodes_is_simulated_over_infiniband(presets):
     from hetsim import simulate
 
@@ -217,20 +193,26 @@ def test_n0_gpu0_reaches_n3_gpu7_via_nic_ib_switch_nic(presets):
             assert route.bandwidth_bytes_per_s == approx(40e9)
 
 
-def test_inside_each_of_the_four_nodes_the_gpus_keep_nvlink(presets):
-    p = presets["4x-dgx-h100-ib"]
-    for n in range(4):
+NODES = [("2x-dgx-h100-ib", 2), ("4x-dgx-h100-ib", 4)]
+
+
+@pytest.mark.parametrize(("name", "nodes"), NODES)
+def test_inside_each_node_the_gpus_keep_nvlink(presets, name, nodes):
+    p = presets[name]
+    for n in range(nodes):
         for i, j in itertools.permutations(range(8), 2):
             route = p.route(f"n{n}.hbm{i}", f"n{n}.hbm{j}")
             assert route.links == (f"n{n}.nvlink{i}", f"n{n}.nvlink{j}")
             assert route.latency_s == approx(2 * 0.94e-6)
-    assert p.route("n3.hbm6", "n3.ddr1").links == ("n3.pcie-gpu6", "n3.pcie-host1")
+    last = f"n{nodes - 1}"
+    assert p.route(f"{last}.hbm6", f"{last}.ddr1").links == (f"{last}.pcie-gpu6", f"{last}.pcie-host1")
 
 
-def test_each_of_the_four_nodes_matches_the_dgx_h100_preset(presets):
-    p, dgx = presets["4x-dgx-h100-ib"], presets["dgx-h100"]
+@pytest.mark.parametrize(("name", "nodes"), NODES)
+def test_each_node_matches_the_dgx_h100_preset(presets, name, nodes):
+    p, dgx = presets[name], presets["dgx-h100"]
     ref_gpu, ref_cpu = dgx.unit("gpu0"), dgx.unit("cpu0")
-    for n in range(4):
+    for n in range(nodes):
         for k in range(8):
             gpu = p.unit(f"n{n}.gpu{k}")
             assert dict(gpu.peak_flop_per_s) == dict(ref_gpu.peak_flop_per_s)
