@@ -37,6 +37,7 @@ _FAMILIES = {
     "gpt2": ("gpt2", "GPT2", "GPT2Config", "empty_cache"),
     "llama": ("llama", "Llama", "LlamaConfig", "empty_cache"),
     "bert": ("bert", "Bert", "BertConfig", None),
+    "mixtral": ("mixtral", "Mixtral", "MixtralConfig", "empty_cache"),
 }
 PHASES = ("prefill", "decode")
 

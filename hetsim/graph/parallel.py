@@ -52,9 +52,16 @@ class TPRules:
     vocab_parallel: str = r"^(embed_tokens|wte|tok_embeddings|embeddings\.word_embeddings)(\.|$)"
     column_head: str = r"^(lm_head|output)(\.|$)"
 
+    experts: str = r"(^|\.)experts\."
+
     def role(self, data: dict) -> str:
-        """``split``, ``reduce`` (split, then an all-reduce of its output) or ``replicated``."""
+        """``split``, ``reduce`` (split, then an all-reduce of its output) or ``replicated``.
+
+        Mixture-of-experts experts are not split (spread them with expert parallelism instead).
+        """
         module, kind = data.get("module", ""), data["op"]
+        if re.search(self.experts, module):
+            return REPLICATED
         backward = str(data.get("target", "")).startswith("backward:")
         if kind == "matmul" and re.search(self.row_parallel, module):
             return SPLIT if backward else REDUCE

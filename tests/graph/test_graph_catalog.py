@@ -25,7 +25,7 @@ def test_catalogue_lists_the_published_models_and_test_sizes() -> None:
     assert hetsim.list_models() == names
     for name in names:
         spec = model_config(name)
-        assert spec.family in ("gpt2", "llama", "bert") and spec.source
+        assert spec.family in ("gpt2", "llama", "bert", "mixtral") and spec.source
         assert spec.test_only == name.endswith("-tiny")
         assert (spec.params is None) == spec.test_only
     with pytest.raises(TypeError):
