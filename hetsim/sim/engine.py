@@ -10,6 +10,7 @@ ones. Memory use and per-unit power are recorded as they change.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from collections import Counter
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ from hetsim.sim.collectives import Collectives
 from hetsim.sim.memory import MemoryTracker, storage_roots
 from hetsim.sim.network import FairNetwork, contends, make_network, op_body
 from hetsim.sim.offload import Offload
-from hetsim.sim.trace import MemorySample, OpRun, PowerSample, Trace, TransferRun
+from hetsim.sim.power import PowerManager, PowerOptions
+from hetsim.sim.trace import MemorySample, OpRun, PowerSample, StateSample, TemperatureSample, Trace, TransferRun
 from hetsim.spec.types import ComputeUnit, Platform
 
 CONTENTION_MODES = ("none", "fair", "fifo")
@@ -59,6 +61,10 @@ class SimOptions:
         When weights do not fit a memory: ``"error"`` (an OutOfMemoryError naming it) or
         ``"offload"`` (keep the overflow in the next memory and stream it in before each use,
         :mod:`hetsim.sim.offload`; static schedules only).
+    power : PowerOptions or mapping, optional
+        Governor, package power cap, gating and thermal model (:mod:`hetsim.sim.power`); all
+        off by default (each op at its schedule's state). While they are on, ops do not share
+        memory bandwidth (``contention: fair`` then applies to links only).
     """
 
     contention: str = "none"
@@ -66,8 +72,10 @@ class SimOptions:
     collective_algorithm: str = "ring"
     collective_mode: str = "transfers"
     memory_policy: str = "error"
+    power: PowerOptions | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "power", PowerOptions.parse(self.power))
         for key, allowed in (("contention", CONTENTION_MODES), ("collective_algorithm", ALGORITHMS),
                              ("collective_mode", COLLECTIVE_MODES), ("memory_policy", MEMORY_POLICIES)):
             if getattr(self, key) not in allowed:
@@ -105,16 +113,42 @@ def power_samples(platform: Platform, unit: str, busy: list[tuple[float, float, 
 
 
 def build_trace(platform: Platform, graph: nx.DiGraph, makespan_s: float, op_records: list[tuple],
-                transfer_records: list[TransferRun], busy: dict[str, list], memory: MemoryTracker | None) -> Trace:
-    """Sort a run's records into its Trace."""
+                transfer_records: list[TransferRun], busy: dict[str, list], memory: MemoryTracker | None,
+                power: PowerManager | None = None) -> Trace:
+    """Sort a run's records into its Trace (power from busy intervals, or from the power manager)."""
     op_records.sort(key=itemgetter(2, 1, 0))  # start, unit, op
-    power = sorted(sample for unit in busy for sample in power_samples(platform, unit, busy[unit]))
+    if power is None:
+        watts = sorted(sample for unit in busy for sample in power_samples(platform, unit, busy[unit]))
+        freq, temp = [], []
+    else:
+        watts, freq, temp = (changes(log, makespan_s) for log in (power.power_log, power.freq_log, power.temp_log))
     samples = memory.sorted_samples() if memory else []
     transfer_records.sort(key=itemgetter(5, 0, 1))  # start, src_op, dst_op
     new = tuple.__new__
     return Trace(platform.name, graph.graph.get("name", ""), makespan_s, tuple(op_records),
-                 tuple(transfer_records), tuple([new(PowerSample, p) for p in power]),
-                 tuple([new(MemorySample, m) for m in samples]))
+                 tuple(transfer_records), tuple([new(PowerSample, p) for p in watts]),
+                 tuple([new(MemorySample, m) for m in samples]), tuple([new(StateSample, f) for f in freq]),
+                 tuple([new(TemperatureSample, t) for t in temp]))
+
+
+def changes(log: list[tuple[float, str, float]], end: float) -> list[tuple[float, str, float]]:
+    """One sample per change and per unit, the last value at any instant, nothing after ``end``.
+
+    Examples
+    --------
+    >>> changes([(0.0, "u", 1.0), (0.0, "u", 2.0), (1.0, "u", 2.0), (2.0, "u", 3.0), (9.0, "u", 4.0)], 5.0)
+    [(0.0, 'u', 2.0), (2.0, 'u', 3.0)]
+    """
+    last: dict[str, list[tuple[float, str, float]]] = {}
+    for t, unit, value in log:  # the log is in time order
+        if t > end:
+            continue
+        rows = last.setdefault(unit, [])
+        if rows and rows[-1][0] == t:
+            rows.pop()
+        if not rows or rows[-1][2] != value:
+            rows.append((t, unit, value))
+    return sorted(row for rows in last.values() for row in rows)
 
 
 class _Run:
@@ -142,6 +176,7 @@ class _Run:
         self.network = make_network(options.contention, self.env, self.platform)
         self.collectives = Collectives(self.env, graph, cost, self.network, self.transfer_records,
                                        options.collective_mode == "analytic")
+        self.power = PowerManager(self.env, self.platform, cost, options.power) if options.power.active else None
         self.offload = (Offload(self.env, self.platform, self.memory, self.network, self.transfer_records)
                         if self.memory is not None and options.memory_policy == "offload" else None)
         self.fetches: dict[str, list] = {}
@@ -269,7 +304,7 @@ class _Run:
         busy = self.busy[unit]
         start_transfer = self._start_transfer
         new_record = tuple.__new__
-        network, fetches, offload = self.network, self.fetches, self.offload
+        network, fetches, offload, power = self.network, self.fetches, self.offload, self.power
         for i, (op, duration, watts, state, alloc, flop, moved, local, remote, releases, collective,
                 shared) in enumerate(plan):
             if pending[op]:
@@ -285,6 +320,8 @@ class _Run:
                 start, now = collective.start_s, env.now
                 if now > start:
                     busy.append((start, now, watts))
+            elif power is not None:  # the state, its power and the op's time follow the power manager
+                start, now, state = yield from power.run_op(unit, op, self.schedule.power_state.get(op))
             elif shared is not None:  # its memory traffic competes with the ops co-running on its memory
                 c, static_w, dynamic_w = shared
                 yield from op_body(env, network, c.overhead_s, c.compute_s, c.memory_s, moved, mem)
@@ -356,7 +393,15 @@ class _Run:
     def run(self) -> Trace:
         order = self.schedule.order
         done = [self.env.process(self.unit_process(u, self._plan_unit(u, ops))) for u, ops in order.items()]
-        self.env.run()
+        if self.power is None:
+            self.env.run()
+        else:  # the control loops tick forever: run until the units are done
+            self.power.start()
+            every = self.env.all_of(done)
+            # no events left before every unit finished is a deadlock, reported below
+            with contextlib.suppress(RuntimeError):
+                self.env.run(until=every)
+            self.power.finished = True
         if not all(p.processed for p in done):
             stuck = sorted(self.waiting)
             raise SimulationError(f"schedule.order: deadlock, op {stuck[0]!r} never got its inputs "
@@ -365,7 +410,7 @@ class _Run:
 
     def _trace(self) -> Trace:
         return build_trace(self.platform, self.graph, self.env.now, self.op_records, self.transfer_records,
-                           self.busy, self.memory)
+                           self.busy, self.memory, self.power)
 
 
 def run(graph: nx.DiGraph, schedule: Schedule, cost: CostModel, options: SimOptions | None = None) -> Trace:

@@ -44,6 +44,9 @@ def moved_bytes(data: dict) -> float:
 
 class _OnlineRun:
     def __init__(self, graph: nx.DiGraph, cost: CostModel, policy: OnlinePolicy, options: SimOptions):
+        if options.power.active:
+            raise ScenarioError(f"sim.power: got power management with online policy {policy.name!r}, expected "
+                                "a static scheduler (online policies run at each op's nominal state)")
         if options.memory_policy != "error":
             raise ScenarioError(f"sim.memory_policy: got {options.memory_policy!r} with online policy "
                                 f"{policy.name!r}, expected 'error' (offloading needs a static schedule)")

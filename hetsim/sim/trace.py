@@ -68,6 +68,22 @@ class MemorySample(NamedTuple):
     used_bytes: float
 
 
+class StateSample(NamedTuple):
+    """``unit`` runs at ``freq_hz`` from ``time_s`` until its next sample (power management only)."""
+
+    time_s: float
+    unit: str
+    freq_hz: float
+
+
+class TemperatureSample(NamedTuple):
+    """``unit``'s temperature at ``time_s`` (thermal model only)."""
+
+    time_s: float
+    unit: str
+    celsius: float
+
+
 @dataclass(frozen=True)
 class Trace:
     """Everything that happened in one simulation, in the order it happened.
@@ -83,3 +99,5 @@ class Trace:
     transfers: tuple[TransferRun, ...]
     power: tuple[PowerSample, ...]
     memory: tuple[MemorySample, ...]
+    frequency: tuple[StateSample, ...] = ()
+    temperature: tuple[TemperatureSample, ...] = ()
