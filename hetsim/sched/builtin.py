@@ -10,6 +10,7 @@ from hetsim.sched import (  # noqa: F401
     exact,
     fastest,
     heft,
+    heft_dvfs,
     lookahead,
     maxmin,
     mct,
