@@ -18,23 +18,49 @@ EXIT_USAGE = 2
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from hetsim.scenario import load_scenario, run_scenario
+    from pathlib import Path
 
-    scenario = load_scenario(args.scenario, args.set)
     from rich.console import Console
 
+    from hetsim.scenario import load_variants, run_scenario
+
+    scenarios = load_variants(args.scenario, args.set)
     err = Console(stderr=True)
-    with err.status("starting", spinner="dots") as status:
-        result, written = run_scenario(scenario, out_dir=args.out, progress=lambda m: status.update(m))
-    summary = dict(result.summary, outputs={k: str(v) for k, v in written.items()})
+    summaries = []
+    for label, scenario in scenarios:
+        out = str(Path(args.out) / Path(scenario.outputs["dir"]).name) if args.out and label else args.out
+        with err.status(f"starting {label}", spinner="dots") as status:
+            result, written = run_scenario(scenario, out_dir=out, progress=lambda m, s=status: s.update(m))
+        summary = dict(result.summary, outputs={k: str(v) for k, v in written.items()})
+        summaries.append(dict(summary, variant=label) if label else summary)
+        err.print(f"outputs written to {out or scenario.outputs['dir']}")
     if args.json:
-        print(json.dumps(summary, sort_keys=True))
-    else:
+        print(json.dumps(summaries[0] if len(summaries) == 1 and not scenarios[0][0] else {"variants": summaries},
+                         sort_keys=True))
+    elif len(summaries) == 1 and not scenarios[0][0]:
         from hetsim.report.tables import print_summary
 
-        print_summary(summary, console=Console())
-        err.print(f"outputs written to {args.out or scenario.outputs['dir']}")
+        print_summary(summaries[0], console=Console())
+    else:
+        _print_variants(summaries, Console())
     return 0
+
+
+def _print_variants(summaries: list[dict], console) -> None:
+    """One row per variant: makespan, energy, average power, the fullest memory."""
+    from rich.table import Table
+
+    from hetsim.report.tables import format_energy, format_seconds
+
+    table = Table(title=f"{summaries[0].get('graph', '')} on {summaries[0].get('platform', '')}")
+    for column in ("variant", "makespan", "energy", "average power", "peak memory"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for row in summaries:
+        makespan, energy = row.get("makespan_s", 0.0), row.get("energy_j", 0.0)
+        peak = max(row.get("peak_memory_bytes", {}).values(), default=0.0)
+        table.add_row(row["variant"], format_seconds(makespan), format_energy(energy),
+                      f"{energy / makespan:.1f} W" if makespan else "-", f"{peak / 1e9:.2f} GB")
+    console.print(table)
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:

@@ -237,6 +237,43 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
     return parse_scenario(data, base=path.parent, default_name=path.stem)
 
 
+def load_variants(path: str | Path, overrides: list[str] | None = None) -> list[tuple[str, Scenario]]:
+    """The scenario of a file, or one per combination of its ``variants``.
+
+    ``variants: {sim.power.cap: [400 W, 600 W, 1000 W]}`` runs the scenario once per value (a grid
+    when several keys are given), each as if given ``--set key=value``, into its own output folder.
+    Returns (label, scenario) pairs; the label is ``""`` without variants.
+    """
+    import itertools
+    import json
+
+    from hetsim.spec.loader import read_yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError(f"scenario: got {str(path)!r}, expected an existing scenario YAML file")
+    try:
+        data = read_yaml(path, "scenario")
+    except SpecError as exc:
+        raise ScenarioError(str(exc)) from None
+    variants = data.pop("variants", None) if isinstance(data, dict) else None
+    if variants is None:
+        return [("", load_scenario(path, overrides))]
+    if not isinstance(variants, Mapping) or not variants or not all(
+            isinstance(k, str) and isinstance(v, list) and v for k, v in variants.items()):
+        raise ScenarioError(f"variants: got {variants!r}, expected a mapping key.path -> non-empty list of values")
+    out = []
+    for combo in itertools.product(*variants.values()):
+        label = ", ".join(f"{key}={value}" for key, value in zip(variants, combo, strict=True))
+        sets = [*(overrides or []), *(f"{key}={json.dumps(value)}" for key, value in zip(variants, combo, strict=True))]
+        scenario = parse_scenario(apply_overrides(data, sets), base=path.parent, default_name=path.stem)
+        folder = "".join(c if c.isalnum() or c in "-_." else "_" for c in label.replace(", ", "__"))
+        outputs = dict(scenario.outputs, dir=str(Path(scenario.outputs["dir"]) / folder))
+        out.append((label, Scenario(f"{scenario.name}[{label}]", scenario.platform, scenario.workload,
+                                    scenario.scheduler, scenario.scheduler_options, scenario.sim, outputs)))
+    return out
+
+
 def run_scenario(scenario: Scenario, *, out_dir: str | Path | None = None, progress=None):
     """Build the graph and platform, simulate, write the outputs; return (Result, written paths)."""
     from hetsim.api import simulate
@@ -269,4 +306,5 @@ def run_scenario(scenario: Scenario, *, out_dir: str | Path | None = None, progr
     return result, written
 
 
-__all__ = ["HetsimError", "Scenario", "apply_overrides", "load_scenario", "parse_scenario", "run_scenario"]
+__all__ = ["HetsimError", "Scenario", "apply_overrides", "load_scenario", "load_variants", "parse_scenario",
+           "run_scenario"]

@@ -134,3 +134,34 @@ def test_bad_power_options_give_one_line(power, message):
     compute_op(g, "x")
     with pytest.raises(ScenarioError, match=message):
         hetsim.simulate(g, platform_from_dict(two_unit_dict()), "eft", sim={"power": power})
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_power_cap_scenario_compares_three_caps(tmp_path, capsys):
+    import json
+
+    from hetsim.cli import main
+
+    assert main(["run", str(ROOT / "scenarios/power_cap.yaml"), "--json", "--out", str(tmp_path)]) == 0
+    rows = json.loads(capsys.readouterr().out)["variants"]
+    caps = [float(row["variant"].split("=")[1].split()[0]) for row in rows]
+    assert caps == [1000.0, 600.0, 400.0]
+    makespans, energies = [row["makespan_s"] for row in rows], [row["energy_j"] for row in rows]
+    assert makespans[0] < makespans[1] < makespans[2] and energies[0] > energies[1] > energies[2]
+    assert all(e / m <= cap for e, m, cap in zip(energies, makespans, caps, strict=True))  # average power
+    assert len({row["outputs"]["summary"] for row in rows}) == 3  # one output folder per variant
+
+
+@pytest.mark.slow
+def test_soc_thermal_scenario_throttles_at_the_limit(tmp_path):
+    from hetsim.scenario import load_scenario, run_scenario
+
+    scenario = load_scenario(ROOT / "scenarios/soc_thermal.yaml")
+    result, _ = run_scenario(scenario, out_dir=tmp_path)
+    npu_temps = [t.celsius for t in result.trace.temperature if t.unit == "npu"]
+    npu_freqs = [f.freq_hz for f in result.trace.frequency if f.unit == "npu"]
+    assert max(npu_temps) >= 85.0 and max(npu_temps) < 86.0  # it reaches the limit and is held there
+    assert npu_freqs[0] == 1e9 and 6e8 in npu_freqs  # stepped down, and back up as it cooled
