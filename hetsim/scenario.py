@@ -30,7 +30,7 @@ from hetsim.errors import HetsimError, ScenarioError, SpecError
 TOP_KEYS = ("name", "platform", "workload", "scheduler", "sim", "outputs")
 WORKLOAD_KEYS = ("model", "graph", "phase", "batch", "seq_len", "dtype", "parallel")
 PARALLEL_KEYS = ("tp", "pp", "dp", "microbatches", "units")
-OUTPUT_KEYS = ("dir", "trace", "gantt", "ops_csv")
+OUTPUT_KEYS = ("dir", "trace", "gantt", "ops_csv", "power")
 
 
 @dataclass(frozen=True)
@@ -214,7 +214,8 @@ def _finish(data: Mapping, *, name_default: str, platform: Any, workload: dict) 
     _check_keys(outputs, "outputs", OUTPUT_KEYS)
     name = str(data.get("name") or name_default)
     outputs.setdefault("dir", f"out/{name}")
-    for key in ("trace", "gantt", "ops_csv"):
+    outputs.setdefault("power", False)
+    for key in ("trace", "gantt", "ops_csv", "power"):
         value = outputs.setdefault(key, True)
         if not isinstance(value, bool):
             raise ScenarioError(f"outputs.{key}: got {value!r}, expected true or false")
@@ -302,7 +303,7 @@ def run_scenario(scenario: Scenario, *, out_dir: str | Path | None = None, progr
     target = Path(out_dir or outputs["dir"])
     step(f"writing outputs to {target}")
     written = result.write_outputs(target, trace_json=outputs["trace"], gantt=outputs["gantt"],
-                                   ops_csv=outputs["ops_csv"])
+                                   ops_csv=outputs["ops_csv"], power=outputs["power"])
     return result, written
 
 

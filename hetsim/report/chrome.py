@@ -1,7 +1,10 @@
 """Chrome Trace Event JSON for chrome://tracing and ui.perfetto.dev, built from a Trace.
 
 Layout: process 1 "units" (one thread per unit), process 2 "links" (one thread per link),
-process 3 "power" (a ``W`` counter per unit), process 4 "memory" (a ``GB`` counter per memory).
+process 3 "power" (a ``W`` counter per unit, ``"power <unit>"``, and their sum, ``"package power"``;
+with power management also ``"frequency <unit>"`` in GHz and ``"temperature <unit>"`` in °C;
+both as :func:`~hetsim.report.metrics.power_steps` reads the samples, so integrating them gives
+:func:`~hetsim.report.metrics.unit_energy_j`), process 4 "memory" (a ``GB`` counter per memory).
 Ops and transfers are complete (``ph: "X"``) slices with ``ts``/``dur`` in µs. Perfetto drops
 slices that partially overlap on one thread, so overlapping slices on one unit or link (the
 engine lets concurrent transfers share a link) go to extra lanes, threads named ``"<link> #2"``,
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from hetsim.errors import SpecError
 from hetsim.report._atomic import atomic_write
+from hetsim.report.metrics import package_power_steps, power_steps
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -27,9 +31,12 @@ if TYPE_CHECKING:
     from hetsim.sim.trace import Trace
     from hetsim.spec.types import Platform
 
-__all__ = ["assign_lanes", "check_chrome_trace", "chrome_trace", "overlap_tolerance_us", "write_chrome_trace"]
+__all__ = ["PACKAGE_COUNTER", "assign_lanes", "check_chrome_trace", "chrome_trace", "overlap_tolerance_us",
+           "write_chrome_trace"]
 
 PID_UNITS, PID_LINKS, PID_POWER, PID_MEMORY = 1, 2, 3, 4
+#: the counter of the units' summed power (unit counters are ``"power <unit>"``, so no unit name clashes)
+PACKAGE_COUNTER = "package power"
 _PROCESSES = ((PID_UNITS, "units"), (PID_LINKS, "links"), (PID_POWER, "power"), (PID_MEMORY, "memory"))
 _US = 1e6
 
@@ -133,14 +140,21 @@ def chrome_trace(trace: Trace, platform: Platform, graph: nx.DiGraph | None = No
     slices.sort(key=lambda e: (e["pid"], e["tid"], e["ts"], -e["dur"], e["name"]))
 
     counters = []
-    power: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for sample in trace.power:
-        power[sample.unit].append((sample.time_s, sample.power_w))
-    for unit in platform.units:
-        points = power.get(unit.name) or [(0.0, unit.nominal.static_power_w)]
-        for t, watts in _counter(points, trace.makespan_s):
-            counters.append({"name": f"power {unit.name}", "ph": "C", "ts": t * _US, "pid": PID_POWER,
+    for name, steps in power_steps(trace, platform).items():
+        for t, watts in steps:
+            counters.append({"name": f"power {name}", "ph": "C", "ts": t * _US, "pid": PID_POWER,
                              "args": {"W": float(watts)}})
+    for t, watts in package_power_steps(trace, platform):
+        counters.append({"name": PACKAGE_COUNTER, "ph": "C", "ts": t * _US, "pid": PID_POWER,
+                         "args": {"W": float(watts)}})
+    for attr, label, key, scale in (("frequency", "frequency", "GHz", 1e-9), ("temperature", "temperature", "C", 1.0)):
+        series: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        for time_s, unit, value in getattr(trace, attr):  # power management only
+            series[unit].append((time_s, value * scale))
+        for unit, points in sorted(series.items()):
+            for t, value in _counter(points, trace.makespan_s):
+                counters.append({"name": f"{label} {unit}", "ph": "C", "ts": t * _US, "pid": PID_POWER,
+                                 "args": {key: float(value)}})
     used: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for sample in trace.memory:
         used[sample.memory].append((sample.time_s, sample.used_bytes))

@@ -22,9 +22,11 @@ Examples
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from hetsim.errors import SpecError
 
@@ -35,8 +37,9 @@ if TYPE_CHECKING:
     from hetsim.spec.types import Platform
 
 __all__ = [
-    "busy_s", "critical_path", "data_energy_j", "energy_j", "inputs_ready_s", "peak_memory_bytes",
-    "summary", "time_by_op_kind_s", "unit_energy_j", "utilization",
+    "OpEnergy", "busy_energy_j", "busy_s", "critical_path", "data_energy_j", "energy_j", "inputs_ready_s",
+    "op_energy_j", "package_power_steps", "peak_memory_bytes", "power_steps", "summary", "time_by_op_kind_s",
+    "tokens", "unit_energy_j", "utilization",
 ]
 
 
@@ -121,6 +124,163 @@ def data_energy_j(trace: Trace, platform: Platform) -> dict[str, float]:
 def energy_j(trace: Trace, platform: Platform) -> float:
     """Total energy in joules: every unit's ∫P dt plus the energy of moving bytes."""
     return math.fsum(unit_energy_j(trace, platform).values()) + math.fsum(data_energy_j(trace, platform).values())
+
+
+def power_steps(trace: Trace, platform: Platform) -> dict[str, list[tuple[float, float]]]:
+    """Each unit's power as steps ``[(time_s, W), ...]``, the last one at the makespan.
+
+    The same reading of the samples as :func:`unit_energy_j`: sorted by time, the last of equal
+    times kept, none past the makespan; a unit without samples holds its nominal static power
+    from 0. Each value holds until the next step's time; the final step repeats the value before
+    it, so the list can be drawn as it is.
+
+    Examples
+    --------
+    >>> from hetsim.spec.loader import platform_from_dict
+    >>> from hetsim.sim.trace import PowerSample, Trace
+    >>> ps = [{"name": "p0", "freq": "1 GHz", "voltage": "1 V", "static_power": "1 W", "dynamic_power": "9 W"}]
+    >>> p = platform_from_dict({"name": "toy", "memories": [{"name": "m", "capacity": "1 GB", "bandwidth": "1 GB/s"}],
+    ...     "units": [{"name": "u", "kind": "cpu", "memory": "m", "peak": {"fp32": "1 GFLOP/s"}, "power_states": ps}]})
+    >>> power_steps(Trace("toy", "g", 3.0, (), (), (PowerSample(0.0, "u", 10.0), PowerSample(2.0, "u", 1.0)), ()), p)
+    {'u': [(0.0, 10.0), (2.0, 1.0), (3.0, 1.0)]}
+    """
+    points: dict[str, list[tuple[float, float]]] = {name: [] for name in _unit_names(trace, platform)}
+    for sample in trace.power:
+        points[sample.unit].append((float(sample.time_s), float(sample.power_w)))
+    end = float(trace.makespan_s)
+    steps = {}
+    for name, unit_points in points.items():
+        kept: dict[float, float] = {}
+        for t, watts in sorted(unit_points, key=lambda point: point[0]):  # stable: the last of a time wins
+            if t <= end:
+                kept[t] = watts
+        if not unit_points:
+            kept = {0.0: platform.unit(name).nominal.static_power_w}
+        series = sorted(kept.items())
+        if series and series[-1][0] < end:
+            series.append((end, series[-1][1]))
+        steps[name] = series
+    return steps
+
+
+def package_power_steps(trace: Trace, platform: Platform) -> list[tuple[float, float]]:
+    """The package's power (every unit's summed) as steps, like :func:`power_steps`.
+
+    A unit adds nothing before its first step. Moving bytes is not in it: memories and links
+    are charged per byte (:func:`data_energy_j`), not as power over time.
+    """
+    per_unit = list(power_steps(trace, platform).values())
+    changes = sorted({t for series in per_unit for t, _ in series})
+    level = [0.0] * len(per_unit)
+    cursor = [0] * len(per_unit)
+    steps = []
+    for t in changes:
+        for i, series in enumerate(per_unit):
+            while cursor[i] < len(series) and series[cursor[i]][0] <= t:
+                level[i] = series[cursor[i]][1]
+                cursor[i] += 1
+        steps.append((t, math.fsum(level)))
+    return steps
+
+
+class OpEnergy(NamedTuple):
+    """The energy one op run is charged, in joules (see :func:`op_energy_j`)."""
+
+    unit_j: float
+    memory_j: float
+
+    @property
+    def total_j(self) -> float:
+        return self.unit_j + self.memory_j
+
+
+def _share_unit_energy(series: list[tuple[float, float]], runs: list[OpRun]) -> dict[str, list[float]]:
+    """Split one unit's ∫P dt over its ops' runs among the ops running: per op, its pieces."""
+    pieces: dict[str, list[float]] = {run.op: [] for run in runs}
+    end = series[-1][0] if series else 0.0
+    times = sorted({t for t, _ in series} | {min(max(r.start_s, 0.0), end) for r in runs}
+                   | {min(max(r.end_s, 0.0), end) for r in runs})
+    by_start = sorted(runs, key=lambda r: (r.start_s, r.end_s, r.op))
+    active: list[tuple[float, str]] = []  # (end, op) of the ops running, a heap
+    watts, step, nxt = 0.0, 0, 0
+    for t, t_next in pairwise(times):
+        while step < len(series) and series[step][0] <= t:
+            watts = series[step][1]
+            step += 1
+        while active and active[0][0] <= t:
+            heapq.heappop(active)
+        while nxt < len(by_start) and by_start[nxt].start_s <= t:
+            run = by_start[nxt]
+            if run.end_s > t:
+                heapq.heappush(active, (run.end_s, run.op))
+            nxt += 1
+        for _, op in active:
+            pieces[op].append(watts * (t_next - t) / len(active))
+    return pieces
+
+
+def op_energy_j(trace: Trace, platform: Platform) -> dict[str, OpEnergy]:
+    """Per op run, the energy it is charged: its unit's power over its run, and its memory bytes.
+
+    ``unit_j`` is the integral of the unit's power steps (:func:`power_steps`) over the op's
+    ``[start_s, end_s]``: the busy power the op draws, at whatever state and activity the trace
+    recorded (a power-state change during the op included). Were several ops to overlap on one
+    unit, each stretch is split equally among the ops running in it. So the ``unit_j`` of a
+    unit's ops add up to its :func:`busy_energy_j`, and with its idle energy to
+    :func:`unit_energy_j`.
+
+    ``memory_j`` is ``OpRun.bytes × energy_per_byte_j`` of the memory its unit works in, exactly
+    the memory term of :func:`data_energy_j`. Link energy is not attributed to ops: a transfer
+    serves an edge (often several consumers) and stays on its links in :func:`data_energy_j`.
+    Hence ``Σ total_j + Σ idle energy + Σ link energy == energy_j``.
+    """
+    runs: dict[str, list[OpRun]] = defaultdict(list)
+    for run in trace.ops:
+        runs[run.unit].append(run)
+    unit_j: dict[str, float] = {}
+    for name, series in power_steps(trace, platform).items():
+        pieces = _share_unit_energy(series, runs.get(name, []))
+        unit_j.update({op: math.fsum(values) for op, values in pieces.items()})
+    out = {}
+    for run in trace.ops:
+        memory = platform.memory_of(run.unit)
+        out[run.op] = OpEnergy(unit_j[run.op], run.bytes * memory.energy_per_byte_j)
+    return out
+
+
+def busy_energy_j(trace: Trace, platform: Platform) -> dict[str, float]:
+    """Per unit, ∫P dt over the times it ran ops (the rest of :func:`unit_energy_j` is idle energy)."""
+    runs: dict[str, list[OpRun]] = defaultdict(list)
+    for run in trace.ops:
+        runs[run.unit].append(run)
+    busy = {}
+    for name, series in power_steps(trace, platform).items():
+        pieces = _share_unit_energy(series, runs.get(name, []))
+        busy[name] = math.fsum(math.fsum(values) for values in pieces.values())
+    return busy
+
+
+def tokens(graph: nx.DiGraph) -> int | None:
+    """Tokens one run of ``graph`` processes, from its graph attributes; ``None`` when unknown.
+
+    ``batch × seq_len`` for ``prefill`` and ``train`` (every position is a token), ``batch`` for
+    ``decode`` (one new token per sequence); ``None`` for other phases or missing sizes.
+
+    Examples
+    --------
+    >>> from hetsim.graph.schema import new_graph
+    >>> tokens(new_graph("g", phase="prefill", batch=2, seq_len=128)), tokens(new_graph("g", phase="decode", batch=8))
+    (256, 8)
+    """
+    attrs = graph.graph
+    phase, batch, seq_len = attrs.get("phase"), attrs.get("batch"), attrs.get("seq_len")
+    if not isinstance(batch, int) or batch <= 0:
+        return None
+    if phase == "decode":
+        return batch
+    if phase in ("prefill", "train") and isinstance(seq_len, int) and seq_len > 0:
+        return batch * seq_len
+    return None
 
 
 def peak_memory_bytes(trace: Trace, platform: Platform) -> dict[str, float]:
@@ -216,13 +376,17 @@ def summary(trace: Trace, platform: Platform, graph: nx.DiGraph) -> dict[str, An
     Keys: ``makespan_s``, ``energy_j``, ``energy_by_unit_j``, ``data_energy_j``,
     ``peak_memory_bytes``, ``memory_capacity_bytes``, ``utilization``, ``busy_s``, ``ops``,
     ``transfers``, ``transfer_bytes``, ``flop``, ``achieved_flop_per_s``, ``critical_path_len``,
-    ``platform``, ``graph``, ``phase``, ``batch``, ``seq_len``, ``dtype``, ``time_by_op_kind_s``.
+    ``platform``, ``graph``, ``phase``, ``batch``, ``seq_len``, ``dtype``, ``time_by_op_kind_s``,
+    ``tokens`` and ``energy_per_token_j`` (``energy_j / tokens``, see :func:`tokens`; both ``None``
+    when the graph's phase or sizes do not say how many tokens it processes).
     """
     by_unit = unit_energy_j(trace, platform)
     data = data_energy_j(trace, platform)
     flop = math.fsum(run.flop for run in trace.ops)
     makespan = float(trace.makespan_s)
     attrs = graph.graph
+    energy = math.fsum(by_unit.values()) + math.fsum(data.values())
+    n_tokens = tokens(graph)
     return {
         "platform": trace.platform,
         "graph": trace.graph,
@@ -231,7 +395,9 @@ def summary(trace: Trace, platform: Platform, graph: nx.DiGraph) -> dict[str, An
         "seq_len": attrs.get("seq_len"),
         "dtype": attrs.get("dtype"),
         "makespan_s": makespan,
-        "energy_j": math.fsum(by_unit.values()) + math.fsum(data.values()),
+        "energy_j": energy,
+        "tokens": n_tokens,
+        "energy_per_token_j": energy / n_tokens if n_tokens else None,
         "energy_by_unit_j": by_unit,
         "data_energy_j": data,
         "peak_memory_bytes": peak_memory_bytes(trace, platform),

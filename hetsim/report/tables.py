@@ -58,6 +58,14 @@ def _percent(fraction: float) -> str:
     return f"{100 * fraction:.1f} %"
 
 
+def _per_token(summary: dict[str, Any]) -> str:
+    """``energy_per_token_j`` with the token count, or ``"n/a"`` when the graph does not say."""
+    per_token = summary.get("energy_per_token_j")
+    if per_token is None:
+        return "n/a"
+    return f"{format_energy(per_token)} ({summary.get('tokens')} tokens)"
+
+
 def print_summary(summary: dict[str, Any], console: Any = None) -> None:
     """Print ``summary`` as rich tables (on stderr unless a ``console`` is given)."""
     from rich.console import Console
@@ -72,6 +80,7 @@ def print_summary(summary: dict[str, Any], console: Any = None) -> None:
         ("makespan", format_seconds(makespan)),
         ("energy", format_energy(summary.get("energy_j", 0.0))),
         ("  of it moving data", format_energy(math.fsum(summary.get("data_energy_j", {}).values()))),
+        ("energy per token", _per_token(summary)),
         ("average power", format_quantity(summary.get("energy_j", 0.0) / makespan if makespan else 0.0, "W")),
         ("ops / transfers", f"{summary.get('ops', 0)} / {summary.get('transfers', 0)}"),
         ("bytes transferred", format_bytes(summary.get("transfer_bytes", 0.0))),

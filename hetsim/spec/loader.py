@@ -7,7 +7,8 @@ The YAML schema (every quantity may be a unit string such as ``"3.35 TB/s"``)::
     source: where the figures come from (keys into ``sources``)
     sources: {NV-DS: "NVIDIA GH200 datasheet ..."}
     assumptions: ["what is assumed and why"]
-    power_budget: 1000 W            # optional package/module budget
+    power_budget: 1000 W            # optional package/module budget, at least the idle power (sum of
+                                    # each unit's lowest static power)
     switches: [nvswitch]            # optional interconnect nodes that are not memories; each needs a link
     memories:
       - {name: hbm3, kind: hbm, capacity: 96 GB, bandwidth: 4 TB/s, latency: 0 s,
@@ -29,7 +30,8 @@ The YAML schema (every quantity may be a unit string such as ``"3.35 TB/s"``)::
         onchip: {capacity: 50 MB, bandwidth: 5.5 TB/s}   # optional: the last on-chip level before
                                     # DRAM (GPU L2, TPU CMEM/VMEM, NPU SRAM); matmul and attention
                                     # then pay DRAM re-reads (hetsim.cost.traffic); bandwidth optional
-        power_states:
+        power_states:               # fastest first; distinct frequencies; voltage, static and dynamic
+                                    # power must not fall as the frequency rises
           - {name: p0, freq: 1830 MHz, voltage: 1.0 V, static_power: 75 W, dynamic_power: 625 W}
         source: ...
     links:
@@ -40,6 +42,7 @@ The YAML schema (every quantity may be a unit string such as ``"3.35 TB/s"``)::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from importlib import resources
 from itertools import pairwise
@@ -182,6 +185,47 @@ def _power_state(data: Any, where: str) -> PowerState:
     )
 
 
+def _mhz(freq_hz: float) -> str:
+    return f"{freq_hz / 1e6:g} MHz"
+
+
+#: what must not fall as the clock rises, with its unit symbol
+_MONOTONIC = (("voltage", "voltage_v", "V"), ("static_power", "static_power_w", "W"),
+              ("dynamic_power", "dynamic_power_w", "W"))
+
+
+def _check_power_states(states: tuple[PowerState, ...], where: str) -> None:
+    """A unit's V/f table, taken in order of frequency, must be a real DVFS curve.
+
+    Frequencies are distinct, and voltage, static and dynamic power never fall as the clock
+    rises (a higher clock at a lower voltage is refused). ``where`` is ``units.<name>.power_states``.
+    """
+    index = {id(s): j for j, s in enumerate(states)}
+    by_freq = sorted(states, key=lambda s: (s.freq_hz, index[id(s)]))
+    for low, high in pairwise(by_freq):
+        at = f"{where}[{index[id(high)]}]"
+        if high.freq_hz == low.freq_hz:
+            raise SpecError(f"{at}.freq: got {_mhz(high.freq_hz)} for state {high.name!r}, expected a frequency "
+                            f"no other state of the unit has (state {low.name!r} runs at {_mhz(low.freq_hz)})")
+        for key, attr, symbol in _MONOTONIC:
+            lo, hi = getattr(low, attr), getattr(high, attr)
+            if hi < lo:
+                raise SpecError(f"{at}.{key}: got {hi:g} {symbol} for state {high.name!r} at {_mhz(high.freq_hz)}, "
+                                f"expected at least {lo:g} {symbol}, what the slower state {low.name!r} "
+                                f"({_mhz(low.freq_hz)}) has: {key.replace('_', ' ')} must not fall as the clock rises")
+
+
+def _check_budget(budget: float | None, raw: Any, units: tuple[ComputeUnit, ...]) -> None:
+    """A package power budget (cap) below the platform's idle power could never be met."""
+    if budget is None:
+        return
+    idle = math.fsum(u.min_static_power_w for u in units)
+    if budget < idle:
+        raise SpecError(f"platform.power_budget: got {raw!r} ({budget:g} W), expected at least the platform's "
+                        f"idle power {idle:g} W (the sum of each unit's lowest static power): "
+                        "a cap below idle power cannot be met")
+
+
 def _unit(data: Any, i: int, memories: set[str]) -> ComputeUnit:
     f = _Fields(data, f"units[{i}]", {"name", "kind", "memory", "peak", "vector_peak", "ref_freq", "efficiency",
                                        "overhead", "overheads", "curves", "ops", "power_states", "onchip", "source"})
@@ -204,6 +248,7 @@ def _unit(data: Any, i: int, memories: set[str]) -> ComputeUnit:
     states = tuple(_power_state(s, f"{f.name('power_states')}[{j}]") for j, s in enumerate(states_raw))
     if len({s.name for s in states}) != len(states):
         raise SpecError(f"{f.name('power_states')}: state names repeat, expected unique names")
+    _check_power_states(states, f.name("power_states"))
     ops = data.get("ops")
     if ops is not None and (not isinstance(ops, list) or not all(isinstance(o, str) for o in ops)):
         raise SpecError(f"{f.name('ops')}: got {ops!r}, expected a list of op kinds")
@@ -357,6 +402,7 @@ def platform_from_dict(data: Any) -> Platform:
     links = tuple(_link(link, i, nodes, unit_memory) for i, link in enumerate(_list(data, "links", False)))
     _unique([link.name for link in links], "platform.links")
     budget = f.quantity("power_budget", "power")
+    _check_budget(budget, data.get("power_budget"), units)
     sources = data.get("sources") or {}
     if not isinstance(sources, Mapping):
         raise SpecError(f"platform.sources: got {sources!r}, expected a mapping key -> citation")

@@ -168,6 +168,11 @@ class ComputeUnit:
         """The first (fastest) power state."""
         return self.power_states[0]
 
+    @property
+    def min_static_power_w(self) -> float:
+        """The least the unit draws while powered: the lowest static power of its states."""
+        return min(s.static_power_w for s in self.power_states)
+
     def state(self, name: str | None) -> PowerState:
         """The power state called ``name`` (the nominal one for ``None``)."""
         if name is None:
@@ -306,6 +311,14 @@ class Platform:
     @cached_property
     def _links(self) -> Mapping[str, Link]:
         return {link.name: link for link in self.links}
+
+    @property
+    def idle_power_w(self) -> float:
+        """The platform's floor power: every unit idle at its lowest static power, summed.
+
+        A package ``power_budget_w`` below it could never be met (the loader refuses one).
+        """
+        return math.fsum(u.min_static_power_w for u in self.units)
 
     def unit(self, name: str) -> ComputeUnit:
         """The unit called ``name``."""
