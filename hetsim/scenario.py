@@ -222,17 +222,22 @@ def _finish(data: Mapping, *, name_default: str, platform: Any, workload: dict) 
     return Scenario(name, platform, workload, sched_name, sched_options, _mapping(data, "sim", False), outputs)
 
 
-def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
-    """Read a scenario YAML file, apply ``--set`` overrides, and check it."""
+def _read(path: Path) -> Any:
+    """A scenario file's YAML content (one-line ScenarioError when missing or malformed)."""
     from hetsim.spec.loader import read_yaml
 
-    path = Path(path)
     if not path.is_file():
         raise ScenarioError(f"scenario: got {str(path)!r}, expected an existing scenario YAML file")
     try:
-        data = read_yaml(path, "scenario")
+        return read_yaml(path, "scenario")
     except SpecError as exc:
         raise ScenarioError(str(exc)) from None
+
+
+def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+    """Read a scenario YAML file, apply ``--set`` overrides, and check it."""
+    path = Path(path)
+    data = _read(path)
     if isinstance(data, dict):
         data = apply_overrides(data, overrides or [])
     return parse_scenario(data, base=path.parent, default_name=path.stem)
@@ -248,15 +253,8 @@ def load_variants(path: str | Path, overrides: list[str] | None = None) -> list[
     import itertools
     import json
 
-    from hetsim.spec.loader import read_yaml
-
     path = Path(path)
-    if not path.is_file():
-        raise ScenarioError(f"scenario: got {str(path)!r}, expected an existing scenario YAML file")
-    try:
-        data = read_yaml(path, "scenario")
-    except SpecError as exc:
-        raise ScenarioError(str(exc)) from None
+    data = _read(path)
     variants = data.pop("variants", None) if isinstance(data, dict) else None
     if variants is None:
         return [("", load_scenario(path, overrides))]
