@@ -31,9 +31,10 @@ from hetsim.errors import ScenarioError, SimulationError
 from hetsim.sched.online import OnlinePolicy, Snapshot, UnitView
 from hetsim.sched.schedule import Schedule
 from hetsim.sim.collectives import Collectives
-from hetsim.sim.engine import SimOptions, build_trace, op_power
+from hetsim.sim.engine import SimOptions
 from hetsim.sim.memory import MemoryTracker, storage_roots
 from hetsim.sim.network import FairNetwork, contends, make_network, op_body
+from hetsim.sim.records import build_trace, op_power
 from hetsim.sim.trace import OpRun, Trace, TransferRun
 
 
