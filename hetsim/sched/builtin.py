@@ -5,6 +5,7 @@ from hetsim.sched import (  # noqa: F401
     cpop,
     dls,
     dmda,
+    edp,
     eft,
     etf,
     exact,

@@ -1,4 +1,4 @@
-"""Energy-aware HEFT: slack reclamation with DVFS, by hand."""
+"""Energy-aware scheduling: HEFT with DVFS slack reclamation, and EDP list scheduling, by hand."""
 
 from __future__ import annotations
 
@@ -55,3 +55,19 @@ def test_a_deadline_before_heft_is_refused():
         get_scheduler("heft_dvfs", {"deadline_s": 0.1})(g, CostModel(g, platform))
     with pytest.raises(ScheduleError, match=r"^scheduler.options.stretch: got 0.5, expected a number >= 1$"):
         get_scheduler("heft_dvfs", {"stretch": 0.5})
+
+
+@pytest.mark.parametrize(("kind", "unit", "state"), [
+    # 2 GFLOP: u0 p0 200 J x 2 s, u0 p1 140 J x 4 s, u1 p0 100 J x 1 s (twice as fast) -> u1 at p0
+    ("compute", "u1", "p0"),
+    # 1 GB moved: 1 s on either unit and clock; the slow clock draws ~6 W instead of ~10 W -> p1,
+    # on u1, whose faster pipes are busy a smaller share of that second (6.03 W against 6.06 W)
+    ("memory", "u1", "p1"),
+])
+def test_edp_picks_the_unit_and_state_by_hand(kind, unit, state):
+    g, platform = graph(kind), platform_from_dict(two_unit_dict())
+    cost = CostModel(g, platform)
+    s = get_scheduler("edp")(g, cost)
+    check_schedule(s, g, cost)
+    assert (s.assignment["x"], s.power_state["x"]) == (unit, state)
+    assert hetsim.simulate(g, platform, s).makespan_s == pytest.approx(s.makespan_s)
