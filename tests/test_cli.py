@@ -154,3 +154,17 @@ def test_graph_file_workload_runs(tmp_path):
     summary = json.loads(proc.stdout)
     # matmul: 2e12 / (989e12 * matmul efficiency) + overhead, then the elementwise op
     assert summary["ops"] == 2 and 2e-3 < summary["makespan_s"] < 4e-3
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from hetsim.graph.generators import random_layered
+
+    instance = tmp_path / "big.json"  # thousands of lines: far more than a pipe holds
+    instance.write_text(json.dumps(random_layered(3000, 4, seed=1)))
+    proc = subprocess.run(f"{sys.executable} -m hetsim.cli schedule {instance} --scheduler eft | head -1",
+                          shell=True, capture_output=True, text=True, cwd=ROOT)
+    assert proc.stdout.startswith("eft: makespan") and proc.stderr == ""
