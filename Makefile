@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,exact]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,exact,sweep]'
 	touch $(STAMP)
 
 run: $(STAMP)

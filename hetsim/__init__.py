@@ -28,6 +28,7 @@ _LAZY = {
     "Result": "hetsim.api",
     "HetsimError": "hetsim.errors",
     "validate": "hetsim.validate",  # the callable subpackage: hetsim.validate(module, args, platform)
+    "sweep": "hetsim.sweep",  # the callable subpackage: hetsim.sweep("sweep.yaml", executor="dask")
 }
 
 __all__ = sorted(_LAZY)
@@ -35,5 +36,6 @@ __all__ = sorted(_LAZY)
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
+        module = import_module(_LAZY[name])
+        return module if _LAZY[name] == f"hetsim.{name}" and callable(module) else getattr(module, name)
     raise AttributeError(f"module 'hetsim' has no attribute {name!r}")

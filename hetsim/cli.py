@@ -150,10 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     sched.set_defaults(func=_cmd_schedule)
     from hetsim.compare.cli import add_parser as add_compare_parser
+    from hetsim.sweep.cli import add_parser as add_sweep_parser
     from hetsim.validate.cli_calibrate import add_parser as add_calibrate_parser
     from hetsim.validate.cli_validate import add_parser as add_validate_parser
 
     add_compare_parser(verbs)
+    add_sweep_parser(verbs)
     add_calibrate_parser(verbs)
     add_validate_parser(verbs)
     return parser
