@@ -47,7 +47,7 @@ def data_parallel(graph: nx.DiGraph, replicas: Sequence[str | Mapping[str, str]]
         raise GraphError(f"data_parallel: graph {graph.graph.get('name', '')!r} has no optimizer update, expected a "
                          "training step (hetsim.graph.training.training_step)")
     out = new_graph(graph.graph.get("name", ""))
-    out.graph.update(graph.graph, dp=n, batch=graph.graph.get("batch", 1) / n)
+    out.graph.update(graph.graph, dp=n)  # batch: the whole step's, every replica
     for r, units in enumerate(maps):
         for op, data in graph.nodes(data=True):
             attrs = dict(data) if op in updates else batch_slice(data, n)

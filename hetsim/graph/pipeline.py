@@ -126,7 +126,7 @@ def pipeline_parallel(graph: nx.DiGraph, stages: Sequence[Sequence[str]], microb
         if not op.startswith("update."):
             blocks.setdefault((stage[op], "B" if op.startswith("grad.") else "F"), []).append(op)
     out = new_graph(graph.graph.get("name", ""))
-    out.graph.update(graph.graph, pp=n, microbatches=m, batch=graph.graph.get("batch", 1) / m)
+    out.graph.update(graph.graph, pp=n, microbatches=m)  # batch: the whole step's, all microbatches
     for s, kind, k in one_f_one_b(n, m):
         for op in blocks.get((s, kind), []):
             add_op(out, f"{op}#{k}", **batch_slice(graph.nodes[op], m))

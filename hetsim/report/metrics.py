@@ -370,6 +370,29 @@ def time_by_op_kind_s(trace: Trace, graph: nx.DiGraph | None) -> dict[str, float
     return {kind: math.fsum(times[kind]) for kind in sorted(times)}
 
 
+def flop_utilization(trace: Trace, platform: Platform, dtype: str | None = None) -> float:
+    """FLOPs executed / (makespan × the peak FLOP/s of every unit that ran an op), in [0, 1].
+
+    The model FLOPs utilization (MFU) of Chowdhery et al., "PaLM", 2022, App. B, when the graph
+    recomputes nothing (hetsim's training steps do not): the peak is each unit's for ``dtype``
+    (the graph's compute dtype), or its best when it has none for it.
+
+    Examples
+    --------
+    >>> from hetsim.sim.trace import OpRun, Trace
+    >>> from hetsim.spec.loader import load_platform
+    >>> p = load_platform("h100-sxm")
+    >>> t = Trace("h100-sxm", "g", 1.0, (OpRun("a", "gpu", 0.0, 1.0, "p0", 494.5e12, 0.0),), (), (), ())
+    >>> round(flop_utilization(t, p, "bf16"), 3)
+    0.5
+    """
+    used = {run.unit for run in trace.ops}
+    peak = math.fsum(u.peak_flop_per_s.get(dtype) or max(u.peak_flop_per_s.values())
+                     for u in platform.units if u.name in used)
+    flop = math.fsum(run.flop for run in trace.ops)
+    return flop / (trace.makespan_s * peak) if trace.makespan_s > 0 and peak > 0 else 0.0
+
+
 def summary(trace: Trace, platform: Platform, graph: nx.DiGraph) -> dict[str, Any]:
     """Every headline metric of one simulation as a JSON-ready dict (see the keys below).
 
@@ -378,7 +401,8 @@ def summary(trace: Trace, platform: Platform, graph: nx.DiGraph) -> dict[str, An
     ``transfers``, ``transfer_bytes``, ``flop``, ``achieved_flop_per_s``, ``critical_path_len``,
     ``platform``, ``graph``, ``phase``, ``batch``, ``seq_len``, ``dtype``, ``time_by_op_kind_s``,
     ``tokens`` and ``energy_per_token_j`` (``energy_j / tokens``, see :func:`tokens`; both ``None``
-    when the graph's phase or sizes do not say how many tokens it processes).
+    when the graph's phase or sizes do not say how many tokens it processes), ``mfu`` (see
+    :func:`flop_utilization`).
     """
     by_unit = unit_energy_j(trace, platform)
     data = data_energy_j(trace, platform)
@@ -409,6 +433,7 @@ def summary(trace: Trace, platform: Platform, graph: nx.DiGraph) -> dict[str, An
         "transfer_bytes": math.fsum(t.bytes for t in trace.transfers),
         "flop": flop,
         "achieved_flop_per_s": flop / makespan if makespan > 0 else 0.0,
+        "mfu": flop_utilization(trace, platform, attrs.get("dtype")),
         "critical_path_len": len(critical_path(trace, graph)),
         "time_by_op_kind_s": time_by_op_kind_s(trace, graph),
     }

@@ -85,6 +85,7 @@ def print_summary(summary: dict[str, Any], console: Any = None) -> None:
         ("ops / transfers", f"{summary.get('ops', 0)} / {summary.get('transfers', 0)}"),
         ("bytes transferred", format_bytes(summary.get("transfer_bytes", 0.0))),
         ("achieved", format_quantity(summary.get("achieved_flop_per_s", 0.0), "FLOP/s")),
+        ("FLOP utilization (MFU)", _percent(summary.get("mfu") or 0.0)),
         ("critical path", f"{summary.get('critical_path_len', 0)} ops"),
     ):
         head.add_row(label, value)

@@ -23,7 +23,7 @@ def one_layer():
 
 def test_replicas_split_the_batch_and_reduce_the_gradients_by_hand():
     dp = data_parallel(one_layer(), ["g0", "g1", "g2", "g3"])
-    assert dp.graph["batch"] == 2 and dp.nodes["dp3/fc"]["pin"] == "g3"
+    assert dp.graph["batch"] == 8 and dp.graph["dp"] == 4 and dp.nodes["dp3/fc"]["pin"] == "g3"
     assert dp.nodes["dp2/fc"]["flop"] == 200 and dp.nodes["dp2/fc"]["weights"] == {"fc.weight": 800}
     assert dp.edges["dp2/fc", "dp2/act"]["bytes"] == 20
     member = dp.nodes["dp_all_reduce:update.fc@g2"]

@@ -27,7 +27,7 @@ SUMMARY_KEYS = {
     "makespan_s", "energy_j", "energy_by_unit_j", "data_energy_j", "peak_memory_bytes", "memory_capacity_bytes",
     "utilization", "busy_s", "ops", "transfers", "transfer_bytes", "flop", "achieved_flop_per_s",
     "critical_path_len", "platform", "graph", "phase", "batch", "seq_len", "dtype", "time_by_op_kind_s",
-    "tokens", "energy_per_token_j",
+    "tokens", "energy_per_token_j", "mfu",
 }
 
 
