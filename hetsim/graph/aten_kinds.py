@@ -149,6 +149,18 @@ def op_key(target: object) -> tuple[str, str]:
     return name, ""
 
 
+#: backward ATen ops of a captured training step (aot_autograd's joint graph) and their kinds
+BACKWARD_KINDS = {
+    **{f"{name}_backward": "attention" for name in ATTENTION_BHLD | ATTENTION_OTHER},
+    "native_layer_norm_backward": "norm", "native_group_norm_backward": "norm", "_fused_rms_norm_backward": "norm",
+    "native_batch_norm_backward": "norm",
+    "gelu_backward": "elementwise", "silu_backward": "elementwise", "threshold_backward": "elementwise",
+    "tanh_backward": "elementwise", "sigmoid_backward": "elementwise", "native_dropout_backward": "elementwise",
+    "_softmax_backward_data": "softmax", "_log_softmax_backward_data": "softmax",
+    "embedding_dense_backward": "embedding", "nll_loss_forward": "reduction", "nll_loss_backward": "elementwise",
+}
+
+
 def classify(name: str, overload: str = "") -> tuple[str, str]:
     """``(kind, role)`` of the ATen op ``name`` (overload ``overload``); see the module docstring."""
     if name in SKIP:
@@ -171,4 +183,6 @@ def classify(name: str, overload: str = "") -> tuple[str, str]:
         return "view", "view"
     if name in DROPOUT:
         return "view", "dropout"
+    if name in BACKWARD_KINDS:
+        return BACKWARD_KINDS[name], "compute"
     return "other", "unknown"

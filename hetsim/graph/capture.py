@@ -290,16 +290,32 @@ def capture(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = 
                   batch=batch if batch is not None else (int(first[0]) if len(first) >= 1 else 1),
                   seq_len=seq_len if seq_len is not None else (int(first[1]) if len(first) >= 2 else 0), dtype=dtype)
 
-    kept: set[str] = set()
-    # persistent tensors a view node aliases: weight name -> bytes, looked through by consumers
+    add_fx_ops(g, ep.graph, persistent)
+    return validate_graph(g)
+
+
+def add_fx_ops(g: nx.DiGraph, graph: Any, persistent: dict[str, str], *, loss: str | None = None,
+               backward_prefix: str = "grad.", infer_modules: bool = False) -> None:
+    """Add one op per ``call_function`` node of the fx ``graph`` to ``g``, and the edges between them.
+
+    ``persistent`` maps placeholder names to the weight/input names ops list in ``weights``. For a
+    training step's joint graph (:mod:`hetsim.graph.capture_train`), the nodes after the ``loss``
+    node get ``backward_prefix`` in their names, and with ``infer_modules`` an op without an
+    ``nn_module_stack`` (aot_autograd keeps none) takes the module of the first parameter it reads,
+    else of its first input.
+    """
+    kept: dict[str, str] = {}  # fx node name -> op name
+    modules: dict[str, str] = {}
     view_roots: dict[str, dict[str, int]] = {}
-    for node in ep.graph.nodes:
+    backward = False
+    for node in graph.nodes:
         if node.op != "call_function":
             continue
         op_name, overload = op_key(node.target)
         kind, role = classify(op_name, overload)
         out_val = node.meta.get("val")
         if role == "skip" or not _tensors(out_val):
+            backward = backward or node.name == loss
             continue
         inputs = [a for a in node.all_input_nodes if a.op == "placeholder" or a.name in kept]
         in_tensors = [t for a in inputs for t in _tensors(a.meta.get("val"))]
@@ -309,26 +325,42 @@ def capture(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = 
             if a.op == "placeholder" and a.name in persistent and _tensors(a.meta.get("val")):
                 weights[persistent[a.name]] = _dense_bytes(a.meta.get("val"))
             weights.update(view_roots.get(a.name, {}))
+        module = _module_path(node)
+        if not module and infer_modules:
+            module = _owner(weights) or next((modules[a.name] for a in inputs if modules.get(a.name)), "")
         free = kind == "view"
         if free:
             view_roots[node.name] = weights
         reads_data = not free and role != "creation"
         if not reads_data:
             weights = {}
-        add_op(g, node.name, op=kind, target=_target(node),
-               flop=0 if free else _flop(node, op_name, kind, role, in_tensors),
+        if kind == "attention" and op_name.endswith("_backward"):
+            flop = counted_flops(node.target, *_fake_args(node))  # torch's sdpa_backward_flop_count
+        else:
+            flop = 0 if free else _flop(node, op_name, kind, role, in_tensors)
+        op = f"{backward_prefix}{node.name}" if backward else node.name
+        add_op(g, op, op=kind, target=_target(node),
+               flop=flop,
                bytes_read=_bytes_read(kind, in_tensors, out_val) if reads_data else 0,
                bytes_written=0 if free else _dense_bytes(out_val),
                weights=weights,
                dtype=None if kind in _NO_ARITHMETIC or role == "creation" else _compute_dtype(in_tensors, out_val),
-               shape=tuple(int(d) for d in _tensors(out_val)[0].shape), module=_module_path(node))
-        kept.add(node.name)
+               shape=tuple(int(d) for d in _tensors(out_val)[0].shape), module=module)
+        kept[node.name] = op
+        modules[node.name] = module
         for a in inputs:
             if a.op != "placeholder":
                 flowing = out_val if op_name == "getitem" else a.meta.get("val")
-                g.add_edge(a.name, node.name,
+                g.add_edge(kept[a.name], op,
                            bytes=sum(_extent_bytes(t) for t in _tensors(flowing)) if role != "creation" else 0)
-    return validate_graph(g)
+        backward = backward or node.name == loss
+
+
+def _owner(weights: dict[str, int]) -> str:
+    for name in weights:
+        if "." in name:
+            return name.rsplit(".", 1)[0]
+    return ""
 
 
 #: keyword arguments that select a different kernel of one ATen op (and run at another speed)

@@ -1,0 +1,123 @@
+"""Capture one training step (forward, loss and backward) of a torch module as an OpGraph.
+
+:func:`capture_training` traces the joint forward + backward graph with
+:func:`torch._functorch.aot_autograd.aot_export_module` (``trace_joint=True``) on fake tensors, so
+nothing is computed and no weight memory is allocated, and converts every ATen op as
+:func:`hetsim.graph.capture.capture` does (same kinds, FLOPs, bytes, weights, dtypes). The backward
+ops are the real ATen ops autograd runs (``mm`` for the input and weight gradients,
+``_scaled_dot_product_flash_attention_for_cpu_backward``, ``native_layer_norm_backward``...), with
+their own FLOPs, not a fixed multiple of the forward.
+
+The loss is cross-entropy of the module's ``(batch, length, vocab)`` logits against labels of
+the first input's shape (all zeros: only shapes matter), or the sum of the output otherwise.
+Ops after the loss in the joint graph are backward ops: their names start with ``grad.``.
+Parameters are graph inputs, listed in ``weights`` by fully qualified name (a tied tensor by its
+first name); their gradients are outputs of ordinary ops. The optimizer update is not included.
+The joint graph has no ``nn_module_stack``: an op's ``module`` is the owner of the first parameter
+it reads, else the module of its first input that has one.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import networkx as nx
+
+from hetsim.errors import GraphError
+from hetsim.graph.capture import (
+    _fake_everything,
+    _infer_dtype,
+    add_fx_ops,
+)
+from hetsim.graph.schema import DTYPES, new_graph, validate_graph
+
+BACKWARD_PREFIX = "grad."
+#: kinds of the backward ATen ops that :func:`hetsim.graph.aten_kinds.classify` does not know
+
+
+def _loss_module(module: Any, first: Any) -> Any:
+    import torch
+
+    class _Loss(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = module
+
+        def forward(self, *args: Any) -> tuple[Any]:
+            out = self.model(*args)
+            logits = out[0] if isinstance(out, tuple | list) else out
+            x = args[0] if args else None
+            if (isinstance(x, torch.Tensor) and not x.is_floating_point() and logits.dim() == x.dim() + 1
+                    and tuple(logits.shape[:-1]) == tuple(x.shape)):
+                labels = torch.zeros_like(x)
+                return (torch.nn.functional.cross_entropy(logits.flatten(0, -2).float(), labels.flatten()),)
+            return (logits.float().sum(),)
+
+    return _Loss()
+
+
+def _input_names(module: Any, n: int) -> list[str]:
+    try:
+        params = [p.name for p in inspect.signature(module.forward).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    return [params[i] if i < len(params) else f"input_{i}" for i in range(n)]
+
+
+def joint_program(module: Any, args: tuple[Any, ...]) -> tuple[Any, Any, dict[str, str]]:
+    """The joint forward + backward fx graph of one loss step of ``module(*args)`` on fake tensors,
+    its graph signature and placeholder name → weight name (parameter FQN or input name)."""
+    from torch._functorch.aot_autograd import aot_export_module
+    from torch.nn.utils.stateless import _reparametrize_module
+
+    wrapper = _loss_module(module, args[0] if args else None)
+    swaps, fake_args, _ = _fake_everything(wrapper, tuple(args), {})
+    try:
+        with _reparametrize_module(wrapper, swaps, tie_weights=True, strict=False):
+            gm, sig = aot_export_module(wrapper, tuple(fake_args), trace_joint=True, output_loss_index=0)
+    except Exception as exc:  # torch raises many exception types; surface one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GraphError(f"capture_training: joint trace failed for {type(module).__name__}: {first}") from exc
+    first_name: dict[int, str] = {}
+    canonical = {}
+    for key, t in (*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False)):
+        canonical[key] = first_name.setdefault(id(t), key)
+    persistent = [canonical.get(n.removeprefix("model."), n.removeprefix("model."))
+                  for n in (*sig.parameters, *sig.buffers)]
+    persistent += _input_names(module, len(sig.user_inputs))
+    placeholders = [n.name for n in gm.graph.nodes if n.op == "placeholder"]
+    return gm, sig, dict(zip(placeholders, persistent, strict=False))
+
+
+def capture_training(module: Any, args: tuple[Any, ...], *, name: str | None = None,
+                     dtype: str | None = None) -> nx.DiGraph:
+    """Capture forward, loss and backward of one training step of ``module(*args)`` (no optimizer).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Traced as is (its train/eval mode decides dropout). Build large models on ``"meta"``.
+    args : tuple
+        Example inputs (meta, fake or real tensors); the first one's shape gives ``batch`` and
+        ``seq_len``, and the labels' shape for cross-entropy.
+    name, dtype
+        Graph attributes; defaults as :func:`hetsim.graph.capture.capture`. ``phase`` is ``"train"``.
+    """
+    import torch
+
+    gm, sig, persistent = joint_program(module, tuple(args))
+    placeholder_vals = {n.name: n.meta.get("val") for n in gm.graph.nodes if n.op == "placeholder"}
+    user_inputs = [placeholder_vals[n] for n in sig.user_inputs if isinstance(placeholder_vals.get(n), torch.Tensor)]
+    if dtype is None:
+        dtype = _infer_dtype(module, user_inputs)
+    if dtype not in DTYPES:
+        raise GraphError(f"capture_training.dtype: got {dtype!r}, expected one of {', '.join(sorted(DTYPES))}")
+    first = user_inputs[0].shape if user_inputs else ()
+    g = new_graph(name if name is not None else type(module).__name__, phase="train",
+                  batch=int(first[0]) if len(first) >= 1 else 1, seq_len=int(first[1]) if len(first) >= 2 else 0,
+                  dtype=dtype)
+    loss = sig.backward_signature.loss_output if sig.backward_signature else None
+    add_fx_ops(g, gm.graph, persistent, loss=loss, backward_prefix=BACKWARD_PREFIX, infer_modules=True)
+    return validate_graph(g)

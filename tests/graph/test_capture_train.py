@@ -1,0 +1,58 @@
+"""capture_training(): forward + backward ATen ops of one step, FLOPs against FlopCounterMode."""
+
+from __future__ import annotations
+
+import networkx as nx
+import pytest
+import torch
+
+import hetsim
+from hetsim.graph.capture_flops import flop_counter_mode
+from hetsim.graph.capture_train import BACKWARD_PREFIX, capture_training
+from hetsim.graph.catalog import build_model, model_graph
+from hetsim.graph.schema import validate_graph
+
+MATRIX = ("matmul", "attention", "conv")
+BATCH, SEQ, VOCAB = 2, 16, 256
+
+
+def matrix_flop_of(g: nx.DiGraph) -> int:
+    return sum(d["flop"] for _, d in g.nodes(data=True) if d["op"] in MATRIX)
+
+
+@pytest.fixture(scope="module", params=["gpt2-tiny", "llama-tiny"])
+def captured(request: pytest.FixtureRequest) -> tuple[str, nx.DiGraph]:
+    ids = torch.zeros(BATCH, SEQ, dtype=torch.long, device="meta")
+    return request.param, capture_training(build_model(request.param), (ids,), name=request.param)
+
+
+def test_training_flops_are_three_times_forward(captured: tuple[str, nx.DiGraph]) -> None:
+    name, g = captured
+    forward = model_graph(name, phase="prefill", batch=BATCH, seq_len=SEQ)
+    assert matrix_flop_of(g) / matrix_flop_of(forward) == pytest.approx(3.0, rel=0.05)
+
+
+def test_training_flops_equal_flop_counter_mode_on_real_step(captured: tuple[str, nx.DiGraph]) -> None:
+    name, g = captured
+    torch.manual_seed(0)
+    model = build_model(name, device="cpu", dtype="fp32")
+    ids = torch.randint(0, VOCAB, (BATCH, SEQ))
+    with flop_counter_mode() as fc:
+        logits = model(ids)
+        torch.nn.functional.cross_entropy(logits.flatten(0, -2), torch.zeros(BATCH * SEQ, dtype=torch.long)).backward()
+    assert matrix_flop_of(g) == pytest.approx(fc.get_total_flops(), rel=0.01)
+
+
+def test_graph_validates_simulates_and_marks_backward(captured: tuple[str, nx.DiGraph]) -> None:
+    name, g = captured
+    validate_graph(g)
+    assert g.graph["phase"] == "train" and g.graph["batch"] == BATCH and g.graph["seq_len"] == SEQ
+    backward = [n for n in g if n.startswith(BACKWARD_PREFIX)]
+    forward = [n for n in g if not n.startswith(BACKWARD_PREFIX)]
+    assert backward and forward
+    assert any(g.nodes[n]["op"] == "attention" and g.nodes[n]["flop"] > 0 for n in backward)
+    # every parameter is read by some op, by its qualified name (a tied one by its first name)
+    read = {w for _, d in g.nodes(data=True) for w in d["weights"]}
+    params = {k for k, _ in build_model(name).named_parameters()}
+    assert params <= read
+    assert hetsim.simulate(g, "h100-sxm") is not None
