@@ -22,6 +22,7 @@ ALLOWED = {
     "sweep": {"sweep", "scenario"},
     "scenario": None,
     "compare": None,  # glue, like scenario and api: runs every scheduler through simulate()
+    "serve": None,  # glue, like scenario and api: serving simulation over simulate() iterations
     "cli": None,
     "api": None,  # glue, like scenario: simulate() ties the stages together
     "__init__": None,

@@ -1,0 +1,182 @@
+"""The time and energy of one serving-engine iteration, fitted to hetsim's own simulations.
+
+Like Vidur, the serving loop does not simulate every iteration's op graph: it simulates a small
+grid once and fits closed forms (least squares, numpy), cached per (model, platform, layout):
+
+* prefill of one sequence of ``T`` tokens: ``t = a + b·T + c·T²`` (attention is quadratic);
+* decode of ``B`` sequences with ``L`` cached tokens each: ``t = a + b·B + c·B·L`` (KV reads
+  grow with the context).
+
+The fit minimises *relative* error (each grid row is divided by its simulated time), so short,
+overhead-bound iterations count as much as long ones; :attr:`IterationModel.max_rel_error` is
+the worst relative error over the grid. Energy per iteration is fitted the same way, on the
+simulated energy (∫P dt including static power, plus bytes moved), not average power × time.
+
+An iteration of the engine mixes prefill chunks ``T_i`` and ``B`` decodes with contexts
+``L_j``; it takes ``max(a_p, a_d) + b_p·ΣT_i + c_p·ΣT_i² + b_d·B + c_d·ΣL_j``: the intercepts
+(weight reads, launch overheads) are paid once per iteration, the per-token terms add up.
+A chunk's attention is charged as if the chunk were a prompt of its own (``c_p·T_i²``), which
+undercounts the attention of later chunks against the cached earlier ones.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from hetsim.api import simulate
+from hetsim.errors import ScenarioError, field_error
+from hetsim.graph.catalog import model_config, model_graph
+from hetsim.graph.parallel import tensor_parallel
+from hetsim.spec.loader import load_platform
+from hetsim.spec.types import Platform
+
+DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4, "fp64": 8}
+PREFILL_GRID = (16, 128, 512, 1024, 2048)
+DECODE_GRID = ((1, 128), (16, 128), (8, 1024), (32, 512), (64, 2048))
+
+
+@dataclass(frozen=True)
+class IterationModel:
+    """Fitted iteration costs and the KV-cache budget of one model on one platform layout.
+
+    Attributes
+    ----------
+    prefill_time, decode_time, prefill_energy, decode_energy : tuple of float
+        Coefficients ``(a, b, c)`` of the forms in the module docstring (seconds, joules).
+    max_rel_error : float
+        Worst relative error of the time fits over the simulated grid.
+    kv_bytes_per_token : float
+        ``2 × layers × kv_heads × head_dim × dtype bytes``.
+    weight_bytes : float
+        Resident weights over all ranks, from the captured graph.
+    kv_capacity_tokens : int
+        ``(capacity of the units' memories − weights) / kv_bytes_per_token``.
+    """
+
+    model: str
+    layout: str
+    prefill_time: tuple[float, float, float]
+    decode_time: tuple[float, float, float]
+    prefill_energy: tuple[float, float, float]
+    decode_energy: tuple[float, float, float]
+    max_rel_error: float
+    kv_bytes_per_token: float
+    weight_bytes: float
+    kv_capacity_tokens: int
+
+    def iteration(self, prefill_tokens: Sequence[int] = (), n_decode: int = 0,
+                  decode_context: int = 0) -> tuple[float, float]:
+        """Seconds and joules of one iteration.
+
+        Parameters
+        ----------
+        prefill_tokens : sequence of int
+            The prefill chunk of each sequence prefilling in this iteration.
+        n_decode : int
+            Sequences decoding one token.
+        decode_context : int
+            Sum of their cached tokens.
+        """
+        t = e = 0.0
+        sum_t = float(sum(prefill_tokens))
+        if sum_t:
+            sum_t2 = float(sum(x * x for x in prefill_tokens))
+            t += self.prefill_time[1] * sum_t + self.prefill_time[2] * sum_t2
+            e += self.prefill_energy[1] * sum_t + self.prefill_energy[2] * sum_t2
+        if n_decode:
+            t += self.decode_time[1] * n_decode + self.decode_time[2] * decode_context
+            e += self.decode_energy[1] * n_decode + self.decode_energy[2] * decode_context
+        if not sum_t and not n_decode:
+            return 0.0, 0.0
+        a_t = max(self.prefill_time[0] if sum_t else -np.inf, self.decode_time[0] if n_decode else -np.inf)
+        a_e = max(self.prefill_energy[0] if sum_t else -np.inf, self.decode_energy[0] if n_decode else -np.inf)
+        return max(t + a_t, 0.0), max(e + a_e, 0.0)
+
+
+def _fit(rows: np.ndarray, y: np.ndarray) -> tuple[tuple[float, float, float], float]:
+    w = rows / y[:, None]
+    coef, *_ = np.linalg.lstsq(w, np.ones_like(y), rcond=None)
+    err = float(np.max(np.abs(rows @ coef - y) / y))
+    return (float(coef[0]), float(coef[1]), float(coef[2])), err
+
+
+def _run(graph, platform: Platform, units: list[str]) -> tuple[float, float, float]:
+    if len(units) > 1:
+        graph = tensor_parallel(graph, units)
+    r = simulate(graph, platform, "eft")
+    weights = sum(float(d.get("weight_bytes", 0.0)) for _, d in graph.nodes(data=True))
+    return r.makespan_s, r.energy_j, weights
+
+
+def fit_iteration_model(model: str, platform: str | Platform, *, tp: int = 1, dtype: str = "bf16",
+                        prefill_grid: Sequence[int] = PREFILL_GRID,
+                        decode_grid: Sequence[tuple[int, int]] = DECODE_GRID) -> IterationModel:
+    """Simulate the grid with :func:`hetsim.simulate` and fit the iteration model.
+
+    Grid lengths above the model's maximum positions are clipped to it. Results are cached per
+    (model, platform, tp, dtype, grids) when ``platform`` is given by name.
+
+    Parameters
+    ----------
+    model : str
+        A catalogue model (:func:`hetsim.list_models`).
+    platform : str or Platform
+    tp : int
+        Tensor-parallel ranks, placed on the platform's first ``tp`` units.
+    dtype : str
+    prefill_grid : sequence of int
+        Prompt lengths (at least 3 distinct after clipping).
+    decode_grid : sequence of (batch, context)
+        At least 3 points, not all with the same batch.
+    """
+    key = (model, tp, dtype, tuple(int(x) for x in prefill_grid), tuple((int(b), int(c)) for b, c in decode_grid))
+    if isinstance(platform, str):
+        return _fit_cached(platform, *key)
+    return _fit_uncached(platform, *key)
+
+
+@functools.lru_cache(maxsize=32)
+def _fit_cached(platform: str, *key) -> IterationModel:
+    return _fit_uncached(platform, *key)
+
+
+def _fit_uncached(platform: str | Platform, model: str, tp: int, dtype: str, prefill_grid: tuple[int, ...],
+                  decode_grid: tuple[tuple[int, int], ...]) -> IterationModel:
+    spec = model_config(model)
+    plat = load_platform(platform)
+    if isinstance(tp, bool) or not isinstance(tp, int) or not 1 <= tp <= len(plat.units):
+        raise field_error(ScenarioError, "serve.tp", tp, f"an integer in 1..{len(plat.units)} (units of {plat.name})")
+    if dtype not in DTYPE_BYTES:
+        raise field_error(ScenarioError, "serve.dtype", dtype, f"one of {', '.join(DTYPE_BYTES)}")
+    units = [u.name for u in plat.units[:tp]]
+    top = spec.max_positions
+    pre = sorted({min(int(t), top) for t in prefill_grid if int(t) >= 1})
+    dec = sorted({(int(b), min(int(c), top - 1)) for b, c in decode_grid if int(b) >= 1 and int(c) >= 1})
+    if len(pre) < 3:
+        raise field_error(ScenarioError, "serve.prefill_grid", list(prefill_grid), "3 distinct lengths >= 1")
+    if len(dec) < 3 or len({b for b, _ in dec}) < 2:
+        raise field_error(ScenarioError, "serve.decode_grid", list(decode_grid),
+                          "3 distinct (batch, context) points with at least 2 batch sizes")
+    p_runs = [_run(model_graph(model, phase="prefill", batch=1, seq_len=t, dtype=dtype), plat, units) for t in pre]
+    d_runs = [_run(model_graph(model, phase="decode", batch=b, seq_len=c, dtype=dtype), plat, units) for b, c in dec]
+    p_rows = np.array([[1.0, t, t * t] for t in pre])
+    d_rows = np.array([[1.0, b, b * c] for b, c in dec])
+    pt, pe = _fit(p_rows, np.array([r[0] for r in p_runs]))
+    dt, de = _fit(d_rows, np.array([r[0] for r in d_runs]))
+    pen, _ = _fit(p_rows, np.array([r[1] for r in p_runs]))
+    den, _ = _fit(d_rows, np.array([r[1] for r in d_runs]))
+    cfg = spec.config
+    n_heads = int(cfg["n_heads"])
+    head_dim = int(cfg["d_model"]) // n_heads
+    kv_per_token = 2.0 * int(cfg["n_layers"]) * int(cfg.get("n_kv_heads", n_heads)) * head_dim * DTYPE_BYTES[dtype]
+    weights = p_runs[0][2]  # prefill graphs hold no KV cache among their weights
+    mems = {u.memory for u in plat.units[:tp]}
+    capacity = sum(m.capacity_bytes for m in plat.memories if m.name in mems)
+    return IterationModel(model=model, layout=f"{plat.name} tp={tp} {dtype}", prefill_time=pt, decode_time=dt,
+                          prefill_energy=pen, decode_energy=den, max_rel_error=max(pe, de),
+                          kv_bytes_per_token=kv_per_token, weight_bytes=weights,
+                          kv_capacity_tokens=max(int((capacity - weights) // kv_per_token), 0))
