@@ -252,6 +252,25 @@ def _infer_dtype(module: Any, inputs: list[Any]) -> str:
     return (dtype_name(floats[0].dtype) if floats else None) or "fp32"
 
 
+def graph_for(module: Any, fx_graph: Any, user_inputs: list[str], field: str, *, name: str | None, phase: str,
+              dtype: str | None, batch: int | None = None, seq_len: int | None = None) -> nx.DiGraph:
+    """The empty OpGraph of a capture: attributes from the arguments, else from the user inputs
+    (``batch`` and ``seq_len`` from the first one's shape) and the module (its dtype)."""
+    import torch
+
+    values = {n.name: n.meta.get("val") for n in fx_graph.nodes if n.op == "placeholder"}
+    inputs = [values[n] for n in user_inputs if isinstance(values.get(n), torch.Tensor)]
+    if dtype is None:
+        dtype = _infer_dtype(module, inputs)
+    if dtype not in DTYPES:
+        raise GraphError(f"{field}.dtype: got {dtype!r}, expected one of {', '.join(sorted(DTYPES))}")
+    first = inputs[0].shape if inputs else ()
+    return new_graph(name if name is not None else type(module).__name__, phase=phase,
+                     batch=batch if batch is not None else (int(first[0]) if len(first) >= 1 else 1),
+                     seq_len=seq_len if seq_len is not None else (int(first[1]) if len(first) >= 2 else 0),
+                     dtype=dtype)
+
+
 def capture(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None, *, name: str | None = None,
             phase: str = "", dtype: str | None = None, batch: int | None = None,
             seq_len: int | None = None) -> nx.DiGraph:
@@ -274,21 +293,11 @@ def capture(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = 
     networkx.DiGraph
         An OpGraph (see :mod:`hetsim.graph.schema` and this module's docstring).
     """
-    import torch
 
     ep = export_program(module, args, kwargs)
     persistent = _persistent_names(ep, module)
-    placeholder_vals = {n.name: n.meta.get("val") for n in ep.graph.nodes if n.op == "placeholder"}
-    user_inputs = [placeholder_vals[n] for n in ep.graph_signature.user_inputs
-                   if isinstance(placeholder_vals.get(n), torch.Tensor)]
-    if dtype is None:
-        dtype = _infer_dtype(module, user_inputs)
-    if dtype not in DTYPES:
-        raise GraphError(f"capture.dtype: got {dtype!r}, expected one of {', '.join(sorted(DTYPES))}")
-    first = user_inputs[0].shape if user_inputs else ()
-    g = new_graph(name if name is not None else type(module).__name__, phase=phase,
-                  batch=batch if batch is not None else (int(first[0]) if len(first) >= 1 else 1),
-                  seq_len=seq_len if seq_len is not None else (int(first[1]) if len(first) >= 2 else 0), dtype=dtype)
+    g = graph_for(module, ep.graph, ep.graph_signature.user_inputs, "capture", name=name, phase=phase, dtype=dtype,
+                  batch=batch, seq_len=seq_len)
 
     add_fx_ops(g, ep.graph, persistent)
     return validate_graph(g)

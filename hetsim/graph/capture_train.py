@@ -25,12 +25,8 @@ from typing import Any
 import networkx as nx
 
 from hetsim.errors import GraphError
-from hetsim.graph.capture import (
-    _fake_everything,
-    _infer_dtype,
-    add_fx_ops,
-)
-from hetsim.graph.schema import DTYPES, new_graph, validate_graph
+from hetsim.graph.capture import _fake_everything, add_fx_ops, graph_for
+from hetsim.graph.schema import validate_graph
 
 BACKWARD_PREFIX = "grad."
 #: kinds of the backward ATen ops that :func:`hetsim.graph.aten_kinds.classify` does not know
@@ -105,19 +101,9 @@ def capture_training(module: Any, args: tuple[Any, ...], *, name: str | None = N
     name, dtype
         Graph attributes; defaults as :func:`hetsim.graph.capture.capture`. ``phase`` is ``"train"``.
     """
-    import torch
 
     gm, sig, persistent = joint_program(module, tuple(args))
-    placeholder_vals = {n.name: n.meta.get("val") for n in gm.graph.nodes if n.op == "placeholder"}
-    user_inputs = [placeholder_vals[n] for n in sig.user_inputs if isinstance(placeholder_vals.get(n), torch.Tensor)]
-    if dtype is None:
-        dtype = _infer_dtype(module, user_inputs)
-    if dtype not in DTYPES:
-        raise GraphError(f"capture_training.dtype: got {dtype!r}, expected one of {', '.join(sorted(DTYPES))}")
-    first = user_inputs[0].shape if user_inputs else ()
-    g = new_graph(name if name is not None else type(module).__name__, phase="train",
-                  batch=int(first[0]) if len(first) >= 1 else 1, seq_len=int(first[1]) if len(first) >= 2 else 0,
-                  dtype=dtype)
+    g = graph_for(module, gm.graph, list(sig.user_inputs), "capture_training", name=name, phase="train", dtype=dtype)
     loss = sig.backward_signature.loss_output if sig.backward_signature else None
     add_fx_ops(g, gm.graph, persistent, loss=loss, backward_prefix=BACKWARD_PREFIX, infer_modules=True)
     return validate_graph(g)
