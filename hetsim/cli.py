@@ -37,6 +37,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summaries[0] if len(summaries) == 1 and not scenarios[0][0] else {"variants": summaries},
                          sort_keys=True))
+    elif any("ttft_p99_s" in row for row in summaries):
+        _print_serve(summaries, Console())
     elif len(summaries) == 1 and not scenarios[0][0]:
         from hetsim.report.tables import print_summary
 
@@ -60,6 +62,34 @@ def _print_variants(summaries: list[dict], console) -> None:
         peak = max(row.get("peak_memory_bytes", {}).values(), default=0.0)
         table.add_row(row["variant"], format_seconds(makespan), format_energy(energy),
                       f"{energy / makespan:.1f} W" if makespan else "-", f"{peak / 1e9:.2f} GB")
+    console.print(table)
+
+
+def _print_serve(summaries: list[dict], console) -> None:
+    """Serving runs: TTFT/TPOT percentiles, throughput, goodput, energy per token (a column per variant)."""
+    from rich.table import Table
+
+    from hetsim.report.tables import format_seconds
+
+    def num(value, fmt: str, unit: str = "") -> str:
+        if value is None:
+            return "-"
+        return format_seconds(value) if unit == " s" else format(value, fmt) + unit
+
+    first = summaries[0]
+    table = Table(title=f"serving {first.get('model', '')} on {first.get('platform', '')} (tp {first.get('tp', '')})")
+    table.add_column("metric", style="bold")
+    for row in summaries:
+        table.add_column(row.get("variant", "value"), justify="right")
+    rows = (("requests", "requests", "d", ""), ("TTFT p50", "ttft_p50_s", ".4f", " s"),
+            ("TTFT p99", "ttft_p99_s", ".4f", " s"), ("TPOT p50", "tpot_p50_s", ".4f", " s"),
+            ("TPOT p99", "tpot_p99_s", ".4f", " s"), ("e2e p99", "e2e_p99_s", ".3f", " s"),
+            ("throughput", "throughput_tokens_per_s", ".1f", " tok/s"),
+            ("goodput", "goodput_requests_per_s", ".2f", " req/s"), ("SLO attainment", "slo_attainment", ".1%", ""),
+            ("energy per token", "energy_per_token_j", ".4f", " J"), ("preemptions", "preemptions", "d", ""),
+            ("fit max error", "fit_max_rel_error", ".1%", ""))
+    for label, key, fmt, unit in rows:
+        table.add_row(label, *(num(row.get(key), fmt, unit) for row in summaries))
     console.print(table)
 
 

@@ -12,7 +12,16 @@
     sim: {contention: none}
     outputs: {dir: out/quickstart, trace: true, gantt: true, ops_csv: true}
 
-Relative platform and graph paths are resolved against the scenario file's folder.
+A top-level ``serve:`` section runs request-level serving (:func:`hetsim.serve.serve`) instead of
+one op graph; ``workload.model``/``dtype`` name the model, ``platform`` the hardware, and the
+output folder gets ``summary.json`` (the serving metrics) and ``requests.csv``::
+
+    serve: {requests: 1000, arrival: poisson, rate_per_s: 8, cv: 1,      # or arrival: trace, trace: f.csv
+            prompt: {dist: lognormal, mean: 512, sigma: 0.5, max: 4096}, output: {dist: fixed, value: 128},
+            batching: continuous, token_budget: 2048, max_batch: 256, slo: {ttft_s: 0.5, tpot_s: 0.05},
+            tp: 1, seed: 0}    # optional too: kv_capacity_tokens, prefill_grid: [..], decode_grid: [[b, ctx], ..]
+
+Relative platform, graph and trace paths are resolved against the scenario file's folder.
 """
 
 from __future__ import annotations
@@ -27,10 +36,12 @@ import yaml
 
 from hetsim.errors import HetsimError, ScenarioError, SpecError
 
-TOP_KEYS = ("name", "platform", "workload", "scheduler", "sim", "outputs")
+TOP_KEYS = ("name", "platform", "workload", "scheduler", "sim", "outputs", "serve")
 WORKLOAD_KEYS = ("model", "graph", "phase", "batch", "seq_len", "dtype", "parallel")
 PARALLEL_KEYS = ("tp", "pp", "dp", "microbatches", "units")
 OUTPUT_KEYS = ("dir", "trace", "gantt", "ops_csv", "power")
+SERVE_KEYS = ("requests", "arrival", "rate_per_s", "cv", "prompt", "output", "trace", "batching", "token_budget",
+              "max_batch", "slo", "tp", "seed", "kv_capacity_tokens", "prefill_grid", "decode_grid")
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,27 @@ class Scenario:
     scheduler_options: Mapping[str, Any]
     sim: Mapping[str, Any]
     outputs: Mapping[str, Any]
+    serve: Mapping[str, Any] | None = None  # the checked ``serve:`` section; None runs the op graph
+
+
+@dataclass(frozen=True)
+class ServeRun:
+    """What :func:`run_scenario` returns for a ``serve:`` scenario: the ServeResult and its summary.
+
+    ``summary`` is the :attr:`~hetsim.serve.ServeResult.metrics` (NaN as None) plus platform,
+    model, dtype, tp, batching and ``makespan_s`` (the simulated end time), as ``summary.json``.
+    """
+
+    result: Any
+    summary: Mapping[str, Any]
+
+    @property
+    def makespan_s(self) -> float:
+        return self.result.makespan_s
+
+    @property
+    def energy_j(self) -> float:
+        return self.result.energy_j
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
@@ -115,6 +147,17 @@ def parse_scenario(data: Any, *, base: Path | None = None, default_name: str = "
         platform = str(candidate) if candidate.is_file() else platform
     workload = _mapping(data, "workload", required=True)
     _check_keys(workload, "workload", WORKLOAD_KEYS)
+    if data.get("serve") is not None:
+        serve = _serve(data["serve"], base)
+        for key in ("graph", "parallel"):
+            if key in workload:
+                raise ScenarioError(f"workload.{key}: got {workload[key]!r}, expected no workload.{key} with "
+                                    "serve: (give workload.model, and serve.tp for tensor parallelism)")
+        if not workload.get("model") or not isinstance(workload["model"], str):
+            raise ScenarioError(f"workload.model: got {workload.get('model')!r}, expected a model name "
+                                "(serve: needs one)")
+        workload.setdefault("dtype", "bf16")
+        return _finish(data, name_default=default_name, platform=platform, workload=workload, serve=serve)
     if "parallel" in workload:
         workload["parallel"] = _parallel(workload["parallel"])
     if "graph" in workload:
@@ -133,6 +176,78 @@ def parse_scenario(data: Any, *, base: Path | None = None, default_name: str = "
     workload["seq_len"] = _positive_int(workload["seq_len"], "workload.seq_len")
     workload.setdefault("dtype", "bf16")
     return _finish(data, name_default=default_name, platform=platform, workload=workload)
+
+
+def _number(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+        raise ScenarioError(f"{field}: got {value!r}, expected a positive number")
+    return float(value)
+
+
+def _serve(raw: Any, base: Path | None) -> dict:
+    """Check the ``serve:`` section (one-line errors naming ``serve.<field>``); return its fields."""
+    from hetsim.serve.simulator import BATCHING
+    from hetsim.serve.workload import ARRIVALS, make_requests
+
+    if not isinstance(raw, Mapping):
+        raise ScenarioError(f"serve: got {raw!r}, expected a mapping such as {{requests: 100, rate_per_s: 8}}")
+    _check_keys(raw, "serve", SERVE_KEYS)
+    out = dict(raw)
+    trace = out.get("trace")
+    if trace is not None:
+        if not isinstance(trace, str):
+            raise ScenarioError(f"serve.trace: got {trace!r}, expected a CSV file path")
+        path = Path(trace)
+        out["trace"] = str(base / path if base is not None and not path.is_absolute() else path)
+    out.setdefault("arrival", "trace" if trace is not None else "poisson")
+    if out["arrival"] not in ARRIVALS:
+        raise ScenarioError(f"serve.arrival: got {out['arrival']!r}, expected one of {', '.join(ARRIVALS)}")
+    out["requests"] = _positive_int(out.get("requests", 100), "serve.requests")
+    out["rate_per_s"] = _number(out.get("rate_per_s", 1.0), "serve.rate_per_s")
+    out["cv"] = _number(out.get("cv", 1.0), "serve.cv")
+    if out.get("batching", "continuous") not in BATCHING:
+        raise ScenarioError(f"serve.batching: got {out['batching']!r}, expected one of {', '.join(BATCHING)}")
+    out.setdefault("batching", "continuous")
+    for key, default in (("token_budget", 2048), ("max_batch", 256), ("tp", 1)):
+        out[key] = _positive_int(out.get(key, default), f"serve.{key}")
+    if out.get("kv_capacity_tokens") is not None:
+        out["kv_capacity_tokens"] = _positive_int(out["kv_capacity_tokens"], "serve.kv_capacity_tokens")
+    seed = out.setdefault("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ScenarioError(f"serve.seed: got {seed!r}, expected an integer")
+    slo = out.get("slo")
+    if slo is not None:
+        if not isinstance(slo, Mapping) or not slo or not set(slo) <= {"ttft_s", "tpot_s"}:
+            raise ScenarioError(f"serve.slo: got {slo!r}, expected a mapping with keys ttft_s and/or tpot_s")
+        out["slo"] = {key: _number(value, f"serve.slo.{key}") for key, value in slo.items()}
+    grid = out.get("prefill_grid")
+    if grid is not None:
+        if not isinstance(grid, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in grid):
+            raise ScenarioError(f"serve.prefill_grid: got {grid!r}, expected a list of prompt lengths")
+        out["prefill_grid"] = tuple(grid)
+    grid = out.get("decode_grid")
+    if grid is not None:
+        if not isinstance(grid, list) or not all(
+                isinstance(p, list) and len(p) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in p)
+                for p in grid):
+            raise ScenarioError(f"serve.decode_grid: got {grid!r}, expected a list of [batch, context] pairs")
+        out["decode_grid"] = tuple(tuple(p) for p in grid)
+    workload = serve_workload(out)
+    try:  # draws the requests once (cheap) so bad lengths or a bad trace fail here, named serve.*
+        make_requests(workload, out["seed"])
+    except ScenarioError as exc:
+        text = str(exc).replace("workload.n_requests", "serve.requests")
+        raise ScenarioError(text.replace("workload.", "serve.", 1) if text.startswith("workload.") else text) from None
+    return out
+
+
+def serve_workload(serve: Mapping[str, Any]):
+    """The :class:`hetsim.serve.Workload` of a checked ``serve:`` section."""
+    from hetsim.serve.workload import Workload
+
+    kw = {key: serve[key] for key in ("prompt", "output") if key in serve}
+    return Workload(n_requests=serve["requests"], arrival=serve["arrival"], rate_per_s=serve["rate_per_s"],
+                    cv=serve["cv"], trace=serve.get("trace"), **kw)
 
 
 def _parallel(raw: Any) -> dict:
@@ -201,7 +316,8 @@ def layout(graph, workload: Mapping[str, Any], platform):
     return graph
 
 
-def _finish(data: Mapping, *, name_default: str, platform: Any, workload: dict) -> Scenario:
+def _finish(data: Mapping, *, name_default: str, platform: Any, workload: dict,
+            serve: Mapping[str, Any] | None = None) -> Scenario:
     sched = data.get("scheduler", "eft")
     if isinstance(sched, str):
         sched_name, sched_options = sched, {}
@@ -219,7 +335,8 @@ def _finish(data: Mapping, *, name_default: str, platform: Any, workload: dict) 
         value = outputs.setdefault(key, True)
         if not isinstance(value, bool):
             raise ScenarioError(f"outputs.{key}: got {value!r}, expected true or false")
-    return Scenario(name, platform, workload, sched_name, sched_options, _mapping(data, "sim", False), outputs)
+    return Scenario(name, platform, workload, sched_name, sched_options, _mapping(data, "sim", False), outputs,
+                    serve)
 
 
 def _read(path: Path) -> Any:
@@ -269,12 +386,49 @@ def load_variants(path: str | Path, overrides: list[str] | None = None) -> list[
         folder = "".join(c if c.isalnum() or c in "-_." else "_" for c in label.replace(", ", "__"))
         outputs = dict(scenario.outputs, dir=str(Path(scenario.outputs["dir"]) / folder))
         out.append((label, Scenario(f"{scenario.name}[{label}]", scenario.platform, scenario.workload,
-                                    scenario.scheduler, scenario.scheduler_options, scenario.sim, outputs)))
+                                    scenario.scheduler, scenario.scheduler_options, scenario.sim, outputs,
+                                    scenario.serve)))
     return out
 
 
+def run_serve(scenario: Scenario, *, out_dir: str | Path | None = None, progress=None) -> tuple[ServeRun, dict]:
+    """Run a ``serve:`` scenario; write ``summary.json`` and ``requests.csv``; return (ServeRun, written paths)."""
+    import json
+    import math
+
+    from hetsim.report._atomic import atomic_write
+    from hetsim.serve import serve
+    from hetsim.spec.loader import load_platform
+
+    step = progress or (lambda message: None)
+    s, w = scenario.serve, scenario.workload
+    step("loading platform")
+    platform = load_platform(scenario.platform)
+    step(f"fitting {w['model']} iterations on {platform.name} (tp {s['tp']}) and serving {s['requests']} requests")
+    grids = {key: s[key] for key in ("prefill_grid", "decode_grid") if s.get(key) is not None}
+    result = serve(w["model"], platform, serve_workload(s), batching=s["batching"], token_budget=s["token_budget"],
+                   max_batch=s["max_batch"], slo=s.get("slo"), tp=s["tp"], seed=s["seed"], dtype=w["dtype"],
+                   kv_capacity_tokens=s.get("kv_capacity_tokens"), **grids)
+    metrics = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.metrics.items()}
+    summary = dict(metrics, platform=platform.name, model=w["model"], dtype=w["dtype"], tp=s["tp"],
+                   batching=s["batching"], makespan_s=result.makespan_s,
+                   tokens=sum(r.output_tokens for r in result.records), slo=s.get("slo"))
+    target = Path(out_dir or scenario.outputs["dir"])
+    step(f"writing outputs to {target}")
+    text = json.dumps(summary, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    written = {"summary": atomic_write(target / "summary.json", lambda tmp: tmp.write_text(text, "utf-8")),
+               "requests_csv": atomic_write(target / "requests.csv", result.write_requests_csv)}
+    return ServeRun(result, summary), written
+
+
 def run_scenario(scenario: Scenario, *, out_dir: str | Path | None = None, progress=None):
-    """Build the graph and platform, simulate, write the outputs; return (Result, written paths)."""
+    """Build the graph and platform, simulate, write the outputs; return (Result, written paths).
+
+    A ``serve:`` scenario runs :func:`run_serve` instead and returns a :class:`ServeRun` (with
+    ``.summary``, ``.makespan_s`` and ``.energy_j`` like a Result).
+    """
+    if scenario.serve is not None:
+        return run_serve(scenario, out_dir=out_dir, progress=progress)
     from hetsim.api import simulate
     from hetsim.graph.catalog import model_graph
     from hetsim.graph.io import load_graph
@@ -305,5 +459,5 @@ def run_scenario(scenario: Scenario, *, out_dir: str | Path | None = None, progr
     return result, written
 
 
-__all__ = ["HetsimError", "Scenario", "apply_overrides", "load_scenario", "load_variants", "parse_scenario",
-           "run_scenario"]
+__all__ = ["HetsimError", "Scenario", "ServeRun", "apply_overrides", "load_scenario", "load_variants", "parse_scenario",
+           "run_scenario", "run_serve", "serve_workload"]

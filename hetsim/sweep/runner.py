@@ -25,6 +25,9 @@ from hetsim.scenario import run_scenario
 from hetsim.sweep.spec import Point, SweepError, SweepSpec, expand, load_sweep, parse_sweep, scenario_of
 
 EXECUTORS = ("local", "dask")
+#: Columns every serving point (a scenario with ``serve:``) adds to its row besides the sweep's metrics.
+SERVE_METRICS = ("ttft_p50_s", "ttft_p99_s", "tpot_p99_s", "e2e_p99_s", "throughput_tokens_per_s",
+                 "goodput_requests_per_s", "slo_attainment", "energy_per_token_j", "preemptions")
 
 
 class SweepRows(list):
@@ -71,6 +74,8 @@ def run_point(spec: SweepSpec, point: Point) -> dict[str, Any]:
         summary = result.summary
         for metric in spec.metrics:
             row["metrics"].update(_pick(summary, metric))
+        if "ttft_p99_s" in summary:  # a serving point: its latency and goodput columns too
+            row["metrics"].update({m: summary.get(m) for m in SERVE_METRICS if m not in row["metrics"]})
         row["summary"] = {k: summary.get(k) for k in ("makespan_s", "energy_j")}
     except HetsimError as exc:
         row["error"] = str(exc)
@@ -305,5 +310,5 @@ def plot_pareto(rows: Iterable[Mapping], path: Path) -> Path | None:
     return path
 
 
-__all__ = ["EXECUTORS", "SweepRows", "append_result", "check_executor", "load_results", "pareto_front",
-           "plot_pareto", "run_point", "run_sweep", "table_rows", "write_table"]
+__all__ = ["EXECUTORS", "SERVE_METRICS", "SweepRows", "append_result", "check_executor", "load_results",
+           "pareto_front", "plot_pareto", "run_point", "run_sweep", "table_rows", "write_table"]

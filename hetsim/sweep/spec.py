@@ -49,7 +49,11 @@ DEFAULT_METRICS = ("makespan_s", "energy_j", "energy_per_token_j", "peak_memory_
 KNOWN_METRICS = (
     "makespan_s", "energy_j", "tokens", "energy_per_token_j", "energy_by_unit_j", "data_energy_j",
     "peak_memory_bytes", "memory_capacity_bytes", "utilization", "busy_s", "ops", "transfers", "transfer_bytes",
-    "flop", "achieved_flop_per_s", "critical_path_len", "time_by_op_kind_s", "predicted_makespan_s",
+    "flop", "achieved_flop_per_s", "critical_path_len", "time_by_op_kind_s", "predicted_makespan_s", "mfu",
+    # serving scenarios (a ``serve:`` section)
+    "ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tpot_p50_s", "tpot_p90_s", "tpot_p99_s", "e2e_p50_s", "e2e_p90_s",
+    "e2e_p99_s", "throughput_tokens_per_s", "throughput_requests_per_s", "goodput_requests_per_s",
+    "slo_attainment", "preemptions",
 )
 #: Scenario outputs a sweep point never writes (only summary.json), to keep points fast.
 POINT_OUTPUTS = {"trace": False, "gantt": False, "ops_csv": False, "power": False}
