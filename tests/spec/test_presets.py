@@ -13,8 +13,8 @@ import pytest
 from hetsim.spec.loader import list_presets, load_platform
 
 PRESETS = ["2x-dgx-h100-ib", "4x-dgx-h100-ib", "a100-sxm-80gb", "cpu-generic", "dgx-h100", "gh200", "h100-sxm",
-           "h200", "mi300x", "mobile-soc", "pcie-4x-l40s", "tpu-v4", "tpu-v4-2x2", "tpu-v4-4x4x4", "tpu-v5e",
-           "xeon-8480"]
+           "h200", "hgx-h200", "mi300x", "mi300x-8", "mobile-soc", "pcie-4x-l40s", "tpu-v4", "tpu-v4-2x2",
+           "tpu-v4-4x4x4", "tpu-v5e", "xeon-8480"]
 DTYPES = {"bf16", "fp16", "fp32", "tf32", "fp8", "int8"}
 #: single-device presets whose board power budget is the device TDP (GPUs: HBM is on the board)
 BOARD_TDP_W = {"a100-sxm-80gb": 400.0, "h100-sxm": 700.0, "h200": 700.0, "mi300x": 750.0}

@@ -413,3 +413,33 @@ def test_hetsim_run_on_a_bad_topology_exits_2_with_that_line(tmp_path, capsys, c
     assert captured.err.strip() == f"hetsim: error: {message}"
     assert "Traceback" not in captured.err and captured.out == ""
     assert not out.exists()  # nothing half-written
+
+
+# ---------------------------------------------------------------------------- 8-GPU servers
+
+
+def test_hgx_h200_gpus_talk_through_nvswitch_at_the_nvlink_bottleneck():
+    p = load_platform("hgx-h200")
+    assert "nvswitch" in p.switches and p.memory("hbm3").capacity_bytes == 141e9
+    for i, j in itertools.permutations(range(8), 2):
+        route = p.route(f"hbm{i}", f"hbm{j}")
+        assert route.links == (f"nvlink{i}", f"nvlink{j}")
+        assert nodes_on(p, route) == {f"hbm{i}", "nvswitch", f"hbm{j}"}
+        link = p.link(f"nvlink{i}")
+        assert link.bandwidth_bytes_per_s == 450e9 and link.duplex
+        assert route.bandwidth_bytes_per_s == approx(450e9 * link.efficiency)
+        check_route_sums(p, route)
+
+
+def test_mi300x_8_is_a_full_mesh_of_direct_infinity_fabric_links():
+    p = load_platform("mi300x-8")
+    gpu_memories = [f"hbm{i}" for i in range(8)]
+    xgmi = [link for link in p.links if link.name.startswith("xgmi")]
+    assert len(xgmi) == 28 and "nvswitch" not in p.switches
+    assert all(link.bandwidth_bytes_per_s == 64e9 and link.duplex for link in xgmi)
+    degree = {m: sum(m in (link.a, link.b) for link in xgmi) for m in gpu_memories}
+    assert set(degree.values()) == {7}
+    for a, b in itertools.permutations(gpu_memories, 2):
+        route = p.route(a, b)
+        assert len(route.links) == 1 and nodes_on(p, route) == {a, b}
+        assert route.bandwidth_bytes_per_s == approx(64e9 * 0.75)
