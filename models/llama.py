@@ -118,18 +118,29 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
+    """Pre-norm decoder block: attention, then the feed-forward part named ``ffn_name``.
+
+    Subclasses change the feed-forward part (``ffn``) and its attribute name, which is the module
+    path captured graphs show (``layers.3.mlp``).
+    """
+
+    ffn_name = "mlp"
+
     def __init__(self, cfg: LlamaConfig) -> None:
         super().__init__()
         self.input_layernorm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
         self.self_attn = Attention(cfg)
         self.post_attention_layernorm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
-        self.mlp = MLP(cfg)
+        setattr(self, self.ffn_name, self.ffn(cfg))
+
+    def ffn(self, cfg: LlamaConfig) -> nn.Module:
+        return MLP(cfg)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                 past: KV | None) -> tuple[torch.Tensor, KV]:
         a, kv = self.self_attn(self.input_layernorm(x), cos, sin, past)
         x = x + a
-        return x + self.mlp(self.post_attention_layernorm(x)), kv
+        return x + getattr(self, self.ffn_name)(self.post_attention_layernorm(x)), kv
 
 
 class Llama(nn.Module):
@@ -140,12 +151,14 @@ class Llama(nn.Module):
     head_dim)`` per layer.
     """
 
+    block = Block  # the decoder block (Mixtral swaps in its sparse-MoE block)
+
     def __init__(self, cfg: LlamaConfig) -> None:
         super().__init__()
         self.config = cfg
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.rotary = RotaryEmbedding(cfg.head_dim, cfg.rope_theta)
-        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.layers = nn.ModuleList(self.block(cfg) for _ in range(cfg.n_layers))
         self.norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from hetsim.models.llama import KV, Attention, Llama, LlamaConfig, RotaryEmbedding, empty_cache
+from hetsim.models.llama import Block, Llama, LlamaConfig, empty_cache
 from torch import nn
 
 __all__ = ["Expert", "Mixtral", "MixtralBlock", "MixtralConfig", "SparseMoeBlock", "balanced_slices", "empty_cache"]
@@ -136,34 +136,16 @@ class SparseMoeBlock(nn.Module):
         return out
 
 
-class MixtralBlock(nn.Module):
+class MixtralBlock(Block):
     """Pre-norm decoder block: Llama attention, then the sparse MoE block."""
 
-    def __init__(self, cfg: MixtralConfig) -> None:
-        super().__init__()
-        self.input_layernorm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
-        self.self_attn = Attention(cfg)
-        self.post_attention_layernorm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
-        self.block_sparse_moe = SparseMoeBlock(cfg)
+    ffn_name = "block_sparse_moe"
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                past: KV | None) -> tuple[torch.Tensor, KV]:
-        a, kv = self.self_attn(self.input_layernorm(x), cos, sin, past)
-        x = x + a
-        return x + self.block_sparse_moe(self.post_attention_layernorm(x)), kv
+    def ffn(self, cfg: MixtralConfig) -> nn.Module:
+        return SparseMoeBlock(cfg)
 
 
 class Mixtral(Llama):
     """Mixtral causal language model; ``forward`` and the KV cache are :class:`~hetsim.models.llama.Llama`'s."""
 
-    def __init__(self, cfg: MixtralConfig) -> None:
-        # not Llama.__init__: it would build (and allocate) a dense MLP per layer first
-        nn.Module.__init__(self)
-        self.config = cfg
-        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.rotary = RotaryEmbedding(cfg.head_dim, cfg.rope_theta)
-        self.layers = nn.ModuleList(MixtralBlock(cfg) for _ in range(cfg.n_layers))
-        self.norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
-        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        if cfg.tie_embeddings:
-            self.lm_head.weight = self.embed_tokens.weight
+    block = MixtralBlock
