@@ -12,8 +12,8 @@ import pytest
 
 from hetsim.spec.loader import list_presets, load_platform
 
-PRESETS = ["2x-dgx-h100-ib", "4x-dgx-h100-ib", "a100-sxm-80gb", "cpu-generic", "dgx-h100", "gh200", "h100-sxm",
-           "h200", "hgx-h200", "mi300x", "mi300x-8", "mobile-soc", "pcie-4x-l40s", "tpu-v4", "tpu-v4-2x2",
+PRESETS = ["2x-dgx-h100-ib", "4x-dgx-h100-ib", "a100-sxm-80gb", "cpu-generic", "dgx-h100", "dgx-h100-a100-ib", "gh200",
+           "h100-sxm", "h200", "hgx-h200", "mi300x", "mi300x-8", "mobile-soc", "pcie-4x-l40s", "tpu-v4", "tpu-v4-2x2",
            "tpu-v4-4x4x4", "tpu-v5e", "xeon-8480"]
 DTYPES = {"bf16", "fp16", "fp32", "tf32", "fp8", "int8"}
 #: single-device presets whose board power budget is the device TDP (GPUs: HBM is on the board)
