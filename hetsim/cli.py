@@ -77,16 +77,18 @@ def _print_serve(summaries: list[dict], console) -> None:
         return format_seconds(value) if unit == " s" else format(value, fmt) + unit
 
     first = summaries[0]
-    table = Table(title=f"serving {first.get('model', '')} on {first.get('platform', '')} (tp {first.get('tp', '')})")
+    layout = first.get("layout", f"tp {first.get('tp', '')}")
+    table = Table(title=f"serving {first.get('model', '')} on {first.get('platform', '')} ({layout})")
     table.add_column("metric", style="bold")
     for row in summaries:
         table.add_column(row.get("variant", "value"), justify="right")
-    rows = (("requests", "requests", "d", ""), ("TTFT p50", "ttft_p50_s", ".4f", " s"),
+    rows = (("requests", "requests", "d", ""), ("units", "units", "d", ""), ("TTFT p50", "ttft_p50_s", ".4f", " s"),
             ("TTFT p99", "ttft_p99_s", ".4f", " s"), ("TPOT p50", "tpot_p50_s", ".4f", " s"),
             ("TPOT p99", "tpot_p99_s", ".4f", " s"), ("e2e p99", "e2e_p99_s", ".3f", " s"),
             ("throughput", "throughput_tokens_per_s", ".1f", " tok/s"),
             ("goodput", "goodput_requests_per_s", ".2f", " req/s"), ("SLO attainment", "slo_attainment", ".1%", ""),
             ("energy per token", "energy_per_token_j", ".4f", " J"), ("preemptions", "preemptions", "d", ""),
+            ("KV transfer mean", "kv_transfer_mean_s", ".4f", " s"),
             ("fit max error", "fit_max_rel_error", ".1%", ""))
     for label, key, fmt, unit in rows:
         table.add_row(label, *(num(row.get(key), fmt, unit) for row in summaries))

@@ -20,6 +20,8 @@ output folder gets ``summary.json`` (the serving metrics) and ``requests.csv``::
             prompt: {dist: lognormal, mean: 512, sigma: 0.5, max: 4096}, output: {dist: fixed, value: 128},
             batching: continuous, token_budget: 2048, max_batch: 256, slo: {ttft_s: 0.5, tpot_s: 0.05},
             tp: 1, seed: 0}    # optional too: kv_capacity_tokens, prefill_grid: [..], decode_grid: [[b, ctx], ..]
+    # layouts: units: [gpu0, gpu1, gpu2, gpu3] with tp: 2 is two replicas; disaggregated pools:
+    #          prefill: {units: [h.gpu0, ...], tp: 8}, decode: {units: [a.gpu0, ...], tp: 4}
 
 Relative platform, graph and trace paths are resolved against the scenario file's folder.
 """
@@ -41,7 +43,9 @@ WORKLOAD_KEYS = ("model", "graph", "phase", "batch", "seq_len", "dtype", "parall
 PARALLEL_KEYS = ("tp", "pp", "dp", "microbatches", "units")
 OUTPUT_KEYS = ("dir", "trace", "gantt", "ops_csv", "power")
 SERVE_KEYS = ("requests", "arrival", "rate_per_s", "cv", "prompt", "output", "trace", "batching", "token_budget",
-              "max_batch", "slo", "tp", "seed", "kv_capacity_tokens", "prefill_grid", "decode_grid")
+              "max_batch", "slo", "tp", "seed", "kv_capacity_tokens", "prefill_grid", "decode_grid", "units",
+              "prefill", "decode")
+POOL_KEYS = ("units", "tp")
 
 
 @dataclass(frozen=True)
@@ -57,25 +61,6 @@ class Scenario:
     outputs: Mapping[str, Any]
     serve: Mapping[str, Any] | None = None  # the checked ``serve:`` section; None runs the op graph
 
-
-@dataclass(frozen=True)
-class ServeRun:
-    """What :func:`run_scenario` returns for a ``serve:`` scenario: the ServeResult and its summary.
-
-    ``summary`` is the :attr:`~hetsim.serve.ServeResult.metrics` (NaN as None) plus platform,
-    model, dtype, tp, batching and ``makespan_s`` (the simulated end time), as ``summary.json``.
-    """
-
-    result: Any
-    summary: Mapping[str, Any]
-
-    @property
-    def makespan_s(self) -> float:
-        return self.result.makespan_s
-
-    @property
-    def energy_j(self) -> float:
-        return self.result.energy_j
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
@@ -232,6 +217,7 @@ def _serve(raw: Any, base: Path | None) -> dict:
                 for p in grid):
             raise ScenarioError(f"serve.decode_grid: got {grid!r}, expected a list of [batch, context] pairs")
         out["decode_grid"] = tuple(tuple(p) for p in grid)
+    _serve_layout(out)
     workload = serve_workload(out)
     try:  # draws the requests once (cheap) so bad lengths or a bad trace fail here, named serve.*
         make_requests(workload, out["seed"])
@@ -239,6 +225,31 @@ def _serve(raw: Any, base: Path | None) -> dict:
         text = str(exc).replace("workload.n_requests", "serve.requests")
         raise ScenarioError(text.replace("workload.", "serve.", 1) if text.startswith("workload.") else text) from None
     return out
+
+
+def _unit_list(value: Any, field: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(u, str) for u in value):
+        raise ScenarioError(f"{field}: got {value!r}, expected a non-empty list of unit names")
+    return list(value)
+
+
+def _serve_layout(out: dict) -> None:
+    """``serve.units`` (colocated replicas) or ``serve.prefill`` + ``serve.decode`` pools ``{units, tp}``."""
+    if out.get("units") is not None:
+        out["units"] = _unit_list(out["units"], "serve.units")
+    given = [role for role in ("prefill", "decode") if out.get(role) is not None]
+    if len(given) == 1:
+        missing = ({"prefill", "decode"} - set(given)).pop()
+        raise ScenarioError(f"serve.{missing}: missing, expected it with serve.{given[0]} (disaggregation needs both)")
+    for role in given:
+        pool = out[role]
+        if not isinstance(pool, Mapping):
+            raise ScenarioError(f"serve.{role}: got {pool!r}, expected a mapping {{units: [unit names], tp: n}}")
+        _check_keys(pool, f"serve.{role}", POOL_KEYS)
+        out[role] = {"units": _unit_list(pool.get("units"), f"serve.{role}.units"),
+                     "tp": _positive_int(pool.get("tp", 1), f"serve.{role}.tp")}
+    if given and out.get("units") is not None:
+        raise ScenarioError(f"serve.units: got {out['units']!r}, expected no serve.units with serve.prefill/decode")
 
 
 def serve_workload(serve: Mapping[str, Any]):
@@ -391,43 +402,16 @@ def load_variants(path: str | Path, overrides: list[str] | None = None) -> list[
     return out
 
 
-def run_serve(scenario: Scenario, *, out_dir: str | Path | None = None, progress=None) -> tuple[ServeRun, dict]:
-    """Run a ``serve:`` scenario; write ``summary.json`` and ``requests.csv``; return (ServeRun, written paths)."""
-    import json
-    import math
-
-    from hetsim.report._atomic import atomic_write
-    from hetsim.serve import serve
-    from hetsim.spec.loader import load_platform
-
-    step = progress or (lambda message: None)
-    s, w = scenario.serve, scenario.workload
-    step("loading platform")
-    platform = load_platform(scenario.platform)
-    step(f"fitting {w['model']} iterations on {platform.name} (tp {s['tp']}) and serving {s['requests']} requests")
-    grids = {key: s[key] for key in ("prefill_grid", "decode_grid") if s.get(key) is not None}
-    result = serve(w["model"], platform, serve_workload(s), batching=s["batching"], token_budget=s["token_budget"],
-                   max_batch=s["max_batch"], slo=s.get("slo"), tp=s["tp"], seed=s["seed"], dtype=w["dtype"],
-                   kv_capacity_tokens=s.get("kv_capacity_tokens"), **grids)
-    metrics = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.metrics.items()}
-    summary = dict(metrics, platform=platform.name, model=w["model"], dtype=w["dtype"], tp=s["tp"],
-                   batching=s["batching"], makespan_s=result.makespan_s,
-                   tokens=sum(r.output_tokens for r in result.records), slo=s.get("slo"))
-    target = Path(out_dir or scenario.outputs["dir"])
-    step(f"writing outputs to {target}")
-    text = json.dumps(summary, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    written = {"summary": atomic_write(target / "summary.json", lambda tmp: tmp.write_text(text, "utf-8")),
-               "requests_csv": atomic_write(target / "requests.csv", result.write_requests_csv)}
-    return ServeRun(result, summary), written
-
-
 def run_scenario(scenario: Scenario, *, out_dir: str | Path | None = None, progress=None):
     """Build the graph and platform, simulate, write the outputs; return (Result, written paths).
 
-    A ``serve:`` scenario runs :func:`run_serve` instead and returns a :class:`ServeRun` (with
+    A ``serve:`` scenario runs :func:`hetsim.serve.run.run_serve` instead and returns a
+    :class:`hetsim.serve.run.ServeRun` (with
     ``.summary``, ``.makespan_s`` and ``.energy_j`` like a Result).
     """
     if scenario.serve is not None:
+        from hetsim.serve.run import run_serve
+
         return run_serve(scenario, out_dir=out_dir, progress=progress)
     from hetsim.api import simulate
     from hetsim.graph.catalog import model_graph
@@ -459,5 +443,5 @@ def run_scenario(scenario: Scenario, *, out_dir: str | Path | None = None, progr
     return result, written
 
 
-__all__ = ["HetsimError", "Scenario", "ServeRun", "apply_overrides", "load_scenario", "load_variants", "parse_scenario",
-           "run_scenario", "run_serve", "serve_workload"]
+__all__ = ["HetsimError", "Scenario", "apply_overrides", "load_scenario", "load_variants", "parse_scenario",
+           "run_scenario", "serve_workload"]

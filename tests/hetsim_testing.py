@@ -1,6 +1,8 @@
-"""Small platforms whose numbers make test results hand-computable (importable from any test)."""
+"""Small platforms whose numbers make test results hand-computable, and shared checks (importable from any test)."""
 
 from __future__ import annotations
+
+import numpy as np
 
 
 def power_states(static: str = "10 W", dynamic: str = "90 W") -> list[dict]:
@@ -26,3 +28,18 @@ def two_unit_dict(shared: bool = False, capacity: str = "1 GB") -> dict:
         "links": [] if shared else [{"name": "l01", "a": "m0", "b": "m1", "bandwidth": "1 GB/s",
                                       "latency": "1 ms", "energy_per_byte": "2 nJ/B"}],
     }
+
+
+def little(records):
+    """Time-average of N(t) over [first arrival, last arrival] and λ·W with the measured λ."""
+    arr = np.array([r.arrival_s for r in records])
+    fin = np.array([r.finish_s for r in records])
+    t0, t1 = arr.min(), arr.max()
+    times = np.concatenate([arr, fin])
+    steps = np.concatenate([np.ones_like(arr), -np.ones_like(fin)])
+    order = np.lexsort((-steps, times))
+    times, n = times[order], np.cumsum(steps[order])
+    clipped = np.clip(times, t0, t1)
+    area = float(np.sum(n[:-1] * np.diff(clipped)))
+    lam = (len(arr) - 1) / (t1 - t0)
+    return area / (t1 - t0), lam * float(np.mean(fin - arr))

@@ -10,7 +10,8 @@ import yaml
 
 from hetsim.cli import main
 from hetsim.errors import ScenarioError
-from hetsim.scenario import ServeRun, load_scenario, parse_scenario, run_scenario
+from hetsim.scenario import load_scenario, parse_scenario, run_scenario
+from hetsim.serve.run import ServeRun
 from hetsim.sweep import run_sweep
 
 GRID = {"prefill_grid": [16, 64, 128, 256], "decode_grid": [[1, 32], [8, 128], [16, 64], [32, 255]]}
@@ -105,3 +106,40 @@ def test_sweep_over_rate_gives_growing_ttft_p99(tmp_path):
     assert ttft == sorted(ttft) and ttft[-1] > 2 * ttft[0]
     assert all(r["metrics"]["goodput_requests_per_s"] > 0 and r["metrics"]["energy_per_token_j"] > 0 for r in rows)
     assert "ttft_p99_s" in (tmp_path / "sweep" / "results.csv").read_text().splitlines()[0]
+
+
+SPLIT = dict(SCENARIO, platform="gh200", workload={"model": "llama-tiny", "dtype": "fp32"},
+             serve=dict(SCENARIO["serve"], prefill={"units": ["gpu"]}, decode={"units": ["cpu"], "tp": 1}))
+
+
+def test_a_disaggregated_scenario_names_each_requests_instances(tmp_path, capsys):
+    path = tmp_path / "split.yaml"
+    path.write_text(yaml.safe_dump(dict(SPLIT, outputs={"dir": str(tmp_path / "out")})))
+    assert main(["run", str(path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["layout"] == "disaggregated: prefill on 1 units (tp 1), decode on 1 units (tp 1)"
+    assert [(i["name"], i["role"], i["units"]) for i in summary["instances"]] == [
+        ("prefill0", "prefill", ["gpu"]), ("decode0", "decode", ["cpu"])]
+    assert summary["units"] == 2 and summary["kv_transfer_mean_s"] > 0
+    assert sum(i["energy_j"] for i in summary["instances"]) <= summary["energy_j"]
+    with open(tmp_path / "out" / "requests.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {(r["prefill_on"], r["decode_on"]) for r in rows} == {("prefill0", "decode0")}
+
+
+@pytest.mark.parametrize(("override", "field"), [
+    ("serve.decode=null", "serve.decode"),
+    ("serve.prefill.units=gpu", "serve.prefill.units"),
+    ("serve.prefill.units=[tpu]", "serve.prefill.units"),
+    ("serve.decode.tp=0", "serve.decode.tp"),
+    ("serve.decode.ranks=2", "serve.decode.ranks"),
+    ("serve.units=[gpu]", "serve.units"),
+    ("serve.batching=static", "serve.batching"),
+])
+def test_bad_disaggregated_layout_exits_2_with_one_line(tmp_path, capsys, override, field):
+    path = tmp_path / "split.yaml"
+    path.write_text(yaml.safe_dump(dict(SPLIT, outputs={"dir": str(tmp_path / "out")})))
+    assert main(["run", str(path), "--set", override]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"hetsim: error: {field}"), err
+    assert not (tmp_path / "out").exists()  # nothing half-written

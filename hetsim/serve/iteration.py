@@ -22,6 +22,7 @@ undercounts the attention of later chunks against the cached earlier ones.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ from hetsim.api import simulate
 from hetsim.errors import ScenarioError, field_error
 from hetsim.graph.catalog import model_config, model_graph
 from hetsim.graph.parallel import tensor_parallel
+from hetsim.report.metrics import data_energy_j, unit_energy_j
 from hetsim.spec.loader import load_platform
 from hetsim.spec.types import Platform
 
@@ -105,20 +107,32 @@ def _fit(rows: np.ndarray, y: np.ndarray) -> tuple[tuple[float, float, float], f
 
 
 def _run(graph, platform: Platform, units: list[str]) -> tuple[float, float, float]:
+    """Makespan, energy of ``units`` (their ∫P dt plus all bytes moved) and resident weight bytes.
+
+    Units of the platform outside the instance are left out of the energy: they are not part of
+    this serving instance (another instance, or nothing, runs on them).
+    """
     if len(units) > 1:
         graph = tensor_parallel(graph, units)
+    else:
+        graph = graph.copy()
+        for _, data in graph.nodes(data=True):
+            data["pin"] = units[0]
     r = simulate(graph, platform, "eft")
+    per_unit = unit_energy_j(r.trace, platform)
+    energy = math.fsum(per_unit[u] for u in units) + math.fsum(data_energy_j(r.trace, platform).values())
     weights = sum(float(d.get("weight_bytes", 0.0)) for _, d in graph.nodes(data=True))
-    return r.makespan_s, r.energy_j, weights
+    return r.makespan_s, energy, weights
 
 
-def fit_iteration_model(model: str, platform: str | Platform, *, tp: int = 1, dtype: str = "bf16",
-                        prefill_grid: Sequence[int] = PREFILL_GRID,
+def fit_iteration_model(model: str, platform: str | Platform, *, tp: int = 1, units: Sequence[str] | None = None,
+                        dtype: str = "bf16", prefill_grid: Sequence[int] = PREFILL_GRID,
                         decode_grid: Sequence[tuple[int, int]] = DECODE_GRID) -> IterationModel:
     """Simulate the grid with :func:`hetsim.simulate` and fit the iteration model.
 
     Grid lengths above the model's maximum positions are clipped to it. Results are cached per
-    (model, platform, tp, dtype, grids) when ``platform`` is given by name.
+    (model, platform, units, dtype, grids) when ``platform`` is given by name. Every op runs on
+    the instance's units (pinned), and the energy counts only those units (plus bytes moved).
 
     Parameters
     ----------
@@ -126,14 +140,17 @@ def fit_iteration_model(model: str, platform: str | Platform, *, tp: int = 1, dt
         A catalogue model (:func:`hetsim.list_models`).
     platform : str or Platform
     tp : int
-        Tensor-parallel ranks, placed on the platform's first ``tp`` units.
+        Tensor-parallel ranks, placed on the platform's first ``tp`` units (when ``units`` is not given).
+    units : sequence of str, optional
+        The instance's units by name, one tensor-parallel rank each (overrides ``tp``).
     dtype : str
     prefill_grid : sequence of int
         Prompt lengths (at least 3 distinct after clipping).
     decode_grid : sequence of (batch, context)
         At least 3 points, not all with the same batch.
     """
-    key = (model, tp, dtype, tuple(int(x) for x in prefill_grid), tuple((int(b), int(c)) for b, c in decode_grid))
+    key = (model, tp, None if units is None else tuple(units), dtype, tuple(int(x) for x in prefill_grid),
+           tuple((int(b), int(c)) for b, c in decode_grid))
     if isinstance(platform, str):
         return _fit_cached(platform, *key)
     return _fit_uncached(platform, *key)
@@ -144,15 +161,20 @@ def _fit_cached(platform: str, *key) -> IterationModel:
     return _fit_uncached(platform, *key)
 
 
-def _fit_uncached(platform: str | Platform, model: str, tp: int, dtype: str, prefill_grid: tuple[int, ...],
-                  decode_grid: tuple[tuple[int, int], ...]) -> IterationModel:
+def _fit_uncached(platform: str | Platform, model: str, tp: int, units: tuple[str, ...] | None, dtype: str,
+                  prefill_grid: tuple[int, ...], decode_grid: tuple[tuple[int, int], ...]) -> IterationModel:
     spec = model_config(model)
     plat = load_platform(platform)
-    if isinstance(tp, bool) or not isinstance(tp, int) or not 1 <= tp <= len(plat.units):
-        raise field_error(ScenarioError, "serve.tp", tp, f"an integer in 1..{len(plat.units)} (units of {plat.name})")
+    if units is None:
+        if isinstance(tp, bool) or not isinstance(tp, int) or not 1 <= tp <= len(plat.units):
+            raise field_error(ScenarioError, "serve.tp", tp,
+                              f"an integer in 1..{len(plat.units)} (units of {plat.name})")
+        units = tuple(u.name for u in plat.units[:tp])
+    if not units or len(set(units)) != len(units) or any(u not in {x.name for x in plat.units} for u in units):
+        raise field_error(ScenarioError, "serve.units", list(units), f"distinct unit names of {plat.name}")
     if dtype not in DTYPE_BYTES:
         raise field_error(ScenarioError, "serve.dtype", dtype, f"one of {', '.join(DTYPE_BYTES)}")
-    units = [u.name for u in plat.units[:tp]]
+    units = list(units)
     top = spec.max_positions
     pre = sorted({min(int(t), top) for t in prefill_grid if int(t) >= 1})
     dec = sorted({(int(b), min(int(c), top - 1)) for b, c in decode_grid if int(b) >= 1 and int(c) >= 1})
@@ -174,9 +196,9 @@ def _fit_uncached(platform: str | Platform, model: str, tp: int, dtype: str, pre
     head_dim = int(cfg["d_model"]) // n_heads
     kv_per_token = 2.0 * int(cfg["n_layers"]) * int(cfg.get("n_kv_heads", n_heads)) * head_dim * DTYPE_BYTES[dtype]
     weights = p_runs[0][2]  # prefill graphs hold no KV cache among their weights
-    mems = {u.memory for u in plat.units[:tp]}
+    mems = {plat.unit(u).memory for u in units}
     capacity = sum(m.capacity_bytes for m in plat.memories if m.name in mems)
-    return IterationModel(model=model, layout=f"{plat.name} tp={tp} {dtype}", prefill_time=pt, decode_time=dt,
+    return IterationModel(model=model, layout=f"{plat.name} {'+'.join(units)} {dtype}", prefill_time=pt, decode_time=dt,
                           prefill_energy=pen, decode_energy=den, max_rel_error=max(pe, de),
                           kv_bytes_per_token=kv_per_token, weight_bytes=weights,
                           kv_capacity_tokens=max(int((capacity - weights) // kv_per_token), 0))

@@ -1,31 +1,30 @@
-"""The serving loop: continuous (or static) batching over fitted iterations, with a KV-cache budget.
+"""Request-level serving: instances of a model on a platform's units, colocated or disaggregated.
 
-A plain event loop, one step per engine iteration (SimPy is for :mod:`hetsim.sim` only, and an
-iteration loop needs no concurrency). Each continuous-batching iteration:
+:func:`serve` builds the instances (:mod:`hetsim.serve.instance`), fits one iteration model per
+distinct instance hardware (:mod:`hetsim.serve.iteration`), runs the cluster's event loop
+(:mod:`hetsim.serve.cluster`) and returns per-request records and serving metrics.
 
-1. requests that arrived by now join the waiting queue (FCFS; preempted requests go to its front);
-2. every running request that has finished its prefill decodes one token (one budget token each);
-   if the KV cache cannot take one more token per decoder, the newest running request is
-   preempted (recompute: its KV is freed and it must prefill prompt + generated tokens again);
-3. the rest of ``token_budget`` goes to prefill chunks: first the running requests still
-   prefilling, then waiting requests admitted FCFS while ``max_batch`` allows and their whole KV
-   (prompt + output so far) fits in the free cache; admission stops at the first that does not fit;
-4. the iteration lasts :meth:`IterationModel.iteration`; a request whose prefill completes emits
-   a token at the end of the iteration (the first token, or the next one after a recompute).
+Layouts:
 
-Static batching waits for the batch to drain, admits up to ``max_batch`` waiting requests that
-fit, prefills them together in one iteration, then decodes until the last one finishes.
+* colocated (default): ``units`` (default: the platform's first ``tp``) split into
+  ``len(units) / tp`` replicas, each running prefill and decode (continuous or static batching);
+* disaggregated: ``prefill=Pool(units, tp)`` and ``decode=Pool(units, tp)`` — prompt instances on
+  one set of units, token instances on another, possibly of another kind (Splitwise, DistServe),
+  with the KV cache shipped over the platform's interconnect between them.
+
+Energy counts the instances' units only: each iteration's simulated energy, their static power
+while idle between the first arrival and the last finish, and link energy for KV transfers.
 
 Not modelled: pipeline parallelism, prefix caching, speculative decoding, KV swapping to host
-memory, block (page) granularity of the KV cache, scheduler CPU overhead, network latency.
+memory, block (page) granularity of the KV cache, scheduler CPU overhead, network latency of
+requests, and the attention of a prefill chunk over the cached earlier chunks.
 """
 
 from __future__ import annotations
 
 import csv
 import math
-from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -34,8 +33,11 @@ from typing import Any
 import numpy as np
 
 from hetsim.errors import ScenarioError, field_error
+from hetsim.serve.cluster import KVTransfers, run_cluster
+from hetsim.serve.instance import Instance, Live
 from hetsim.serve.iteration import DECODE_GRID, PREFILL_GRID, IterationModel, fit_iteration_model
 from hetsim.serve.workload import Request, Workload, make_requests
+from hetsim.spec.loader import load_platform
 from hetsim.spec.types import Platform
 
 BATCHING = ("continuous", "static")
@@ -43,7 +45,12 @@ BATCHING = ("continuous", "static")
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """What happened to one request (times in seconds from the start of the simulation)."""
+    """What happened to one request (times in seconds from the start of the simulation).
+
+    ``prefill_on`` and ``decode_on`` name the instances that ran its (last) prefill and its
+    decodes (``decode_on`` is empty when colocated); ``kv_transfer_s`` is the time its KV cache
+    spent between them.
+    """
 
     id: int
     arrival_s: float
@@ -52,6 +59,9 @@ class RequestRecord:
     first_token_s: float
     finish_s: float
     preemptions: int
+    prefill_on: str = ""
+    decode_on: str = ""
+    kv_transfer_s: float = 0.0
 
     @property
     def ttft_s(self) -> float:
@@ -70,8 +80,20 @@ class RequestRecord:
 
 
 @dataclass(frozen=True)
+class InstanceStats:
+    """One instance over the whole run: its units, iterations, busy seconds and energy (idle included)."""
+
+    name: str
+    role: str
+    units: tuple[str, ...]
+    iterations: int
+    busy_s: float
+    energy_j: float
+
+
+@dataclass(frozen=True)
 class ServeResult:
-    """Per-request records and the serving metrics computed from them."""
+    """Per-request records, per-instance statistics and the serving metrics computed from them."""
 
     records: tuple[RequestRecord, ...] = field(repr=False)
     iteration_model: IterationModel = field(repr=False)
@@ -79,14 +101,17 @@ class ServeResult:
     energy_j: float
     makespan_s: float
     slo: Mapping[str, float] | None = None
+    instances: tuple[InstanceStats, ...] = ()
+    iteration_models: Mapping[str, IterationModel] = field(default_factory=dict, repr=False)
 
     @cached_property
     def metrics(self) -> dict[str, Any]:
-        """TTFT/TPOT/e2e p50/p90/p99 (s), throughput, goodput, energy per token, preemptions.
+        """TTFT/TPOT/e2e p50/p90/p99 (s), throughput, goodput, energy per token, preemptions, busy fractions.
 
         Throughput and goodput divide by the span from the first arrival to the last finish.
         Goodput counts requests with ``ttft <= slo["ttft_s"]`` and ``tpot <= slo["tpot_s"]``
-        (a one-token request meets any TPOT bound).
+        (a one-token request meets any TPOT bound). ``busy_fraction_<role>`` is the mean over
+        that role's instances of busy time / span; ``units`` counts the instances' units.
         """
         recs = self.records
         span = max(r.finish_s for r in recs) - min(r.arrival_s for r in recs)
@@ -107,14 +132,23 @@ class ServeResult:
         out["energy_j"] = self.energy_j
         out["energy_per_token_j"] = self.energy_j / tokens
         out["preemptions"] = sum(r.preemptions for r in recs)
-        out["fit_max_rel_error"] = self.iteration_model.max_rel_error
+        out["fit_max_rel_error"] = max(m.max_rel_error for m in (self.iteration_models or
+                                                                {"": self.iteration_model}).values())
+        out["units"] = sum(len(i.units) for i in self.instances)
+        for role in sorted({i.role for i in self.instances}):
+            fracs = [i.busy_s / span for i in self.instances if i.role == role]
+            out[f"busy_fraction_{role}"] = sum(fracs) / len(fracs) if span > 0 else math.nan
+        shipped = [r.kv_transfer_s for r in recs if r.decode_on]
+        if shipped:
+            out["kv_transfer_mean_s"] = float(np.mean(shipped))
+            out["kv_transfer_p99_s"] = float(np.percentile(shipped, 99))
         return out
 
     def write_requests_csv(self, path: str | Path) -> Path:
-        """One row per request: ids, token counts, times, TTFT, TPOT, e2e, preemptions."""
+        """One row per request: ids, token counts, times, TTFT, TPOT, e2e, preemptions, instances."""
         path = Path(path)
         cols = ["id", "arrival_s", "prompt_tokens", "output_tokens", "first_token_s", "finish_s", "ttft_s", "tpot_s",
-                "e2e_s", "preemptions"]
+                "e2e_s", "preemptions", "prefill_on", "decode_on", "kv_transfer_s"]
         with open(path, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(cols)
@@ -123,18 +157,21 @@ class ServeResult:
         return path
 
 
-@dataclass
-class _Live:
-    req: Request
-    generated: int = 0  # output tokens emitted so far
-    need: int = 0  # prefill tokens still to run since the last admission
-    kv: int = 0  # tokens held in the KV cache (reserved for the whole prefill at admission)
-    first_token_s: float = math.nan
-    preemptions: int = 0
+@dataclass(frozen=True)
+class Pool:
+    """Units serving one phase of a disaggregated layout, as instances of ``tp`` consecutive units.
 
-    @property
-    def decoding(self) -> bool:
-        return self.need == 0
+    Examples
+    --------
+    >>> Pool(("h.gpu0", "h.gpu1", "h.gpu2", "h.gpu3"), tp=2).instances()
+    [('h.gpu0', 'h.gpu1'), ('h.gpu2', 'h.gpu3')]
+    """
+
+    units: tuple[str, ...]
+    tp: int = 1
+
+    def instances(self) -> list[tuple[str, ...]]:
+        return [tuple(self.units[i:i + self.tp]) for i in range(0, len(self.units), self.tp)]
 
 
 def _check(name: str, value: Any, low: int = 1) -> None:
@@ -142,89 +179,48 @@ def _check(name: str, value: Any, low: int = 1) -> None:
         raise field_error(ScenarioError, name, value, f"an integer >= {low}")
 
 
-def run_loop(requests: list[Request], im: IterationModel, *, batching: str = "continuous", token_budget: int = 2048,
-             max_batch: int = 256,
-             kv_capacity_tokens: int | None = None) -> tuple[list[RequestRecord], int, float, float]:
-    """Step the engine over ``requests``; return (records by id, iterations, energy J, end time s)."""
-    cap = im.kv_capacity_tokens if kv_capacity_tokens is None else kv_capacity_tokens
-    for r in requests:
-        if r.prompt_tokens + r.output_tokens > cap:
-            raise field_error(ScenarioError, f"request {r.id}", r.prompt_tokens + r.output_tokens,
-                              f"prompt + output tokens <= the KV capacity ({cap} tokens)")
-    pending = deque(sorted(requests, key=lambda r: (r.arrival_s, r.id)))
-    waiting: deque[_Live] = deque()
-    running: list[_Live] = []  # in admission order: the last is the newest
-    done: dict[int, RequestRecord] = {}
-    t = energy = 0.0
-    used = iterations = 0
-    static = batching == "static"
-    while pending or waiting or running:
-        if not waiting and not running and pending[0].arrival_s > t:
-            t = pending[0].arrival_s
-        while pending and pending[0].arrival_s <= t:
-            waiting.append(_Live(pending.popleft()))
-        decoders = [x for x in running if x.decoding]
-        while used + len(decoders) > cap:  # preempt the newest until one more token each fits
-            victim = running.pop()
-            used -= victim.kv
-            victim.kv = 0
-            victim.preemptions += 1
-            waiting.appendleft(victim)
-            decoders = [x for x in running if x.decoding]
-        budget = math.inf if static else token_budget - len(decoders)
-        chunks: list[tuple[_Live, int]] = []
-        for x in running:
-            if not x.decoding and budget > 0:
-                n = int(min(x.need, budget))
-                chunks.append((x, n))
-                budget -= n
-        if not static or not running:
-            while waiting and len(running) < max_batch and budget > 0:
-                x = waiting[0]
-                if used + x.req.prompt_tokens + x.generated > cap:
-                    break
-                waiting.popleft()
-                x.kv = x.need = x.req.prompt_tokens + x.generated  # recompute prefills the output so far too
-                used += x.kv
-                running.append(x)
-                n = int(min(x.need, budget))
-                chunks.append((x, n))
-                budget -= n
-        if not chunks and not decoders:  # nothing fits nor runs: wait for the next arrival
-            if not pending:
-                raise ScenarioError("serve: no request can be admitted and none is running (KV capacity too small)")
-            t = max(t, pending[0].arrival_s)
-            continue
-        context = sum(x.kv for x in decoders)
-        dt, de = im.iteration([n for _, n in chunks], len(decoders), context)
-        t += dt
-        energy += de
-        iterations += 1
-        for x in decoders:
-            x.generated += 1
-            x.kv += 1
-            used += 1
-        for x, n in chunks:
-            x.need -= n
-            if x.decoding:
-                x.generated += 1  # the prefill's last position emits a token; its KV comes with its decode step
-                if math.isnan(x.first_token_s):
-                    x.first_token_s = t
-        finished = [x for x in running if x.generated >= x.req.output_tokens]
-        for x in finished:
-            used -= x.kv
-            r = x.req
-            done[r.id] = RequestRecord(r.id, r.arrival_s, r.prompt_tokens, r.output_tokens, x.first_token_s, t,
-                                       x.preemptions)
-        if finished:
-            running = [x for x in running if x.generated < x.req.output_tokens]
-    return [done[i] for i in sorted(done)], iterations, energy, t
+def _pool(raw: Pool | Mapping | Sequence | None, name: str, plat: Platform, tp: int = 1) -> Pool | None:
+    """A checked pool: units of ``plat`` (distinct), a count divisible by ``tp``."""
+    if raw is None:
+        return None
+    if isinstance(raw, Pool):
+        units, tp = raw.units, raw.tp
+    elif isinstance(raw, Mapping):
+        if not set(raw) <= {"units", "tp"} or "units" not in raw:
+            raise field_error(ScenarioError, name, dict(raw), "a mapping {units: [unit names], tp: n}")
+        units, tp = raw["units"], raw.get("tp", 1)
+    else:
+        units = raw
+    known = {u.name for u in plat.units}
+    if (isinstance(units, str) or not isinstance(units, Sequence) or not units
+            or not all(isinstance(u, str) and u in known for u in units) or len(set(units)) != len(units)):
+        raise field_error(ScenarioError, f"{name}.units", units, f"a list of distinct unit names of {plat.name}")
+    _check(f"{name}.tp", tp)
+    if len(units) % tp:
+        raise field_error(ScenarioError, f"{name}.tp", tp, f"a divisor of the {len(units)} units listed")
+    return Pool(tuple(units), tp)
+
+
+def _hardware(plat: Platform, units: tuple[str, ...]) -> str:
+    """What an instance's fit depends on besides the model: its units, memories and the routes between them."""
+    parts = []
+    for name in units:
+        unit = plat.unit(name)
+        memory = plat.memory(unit.memory)
+        parts.append(repr((unit.__class__(**{**unit.__dict__, "name": "", "memory": ""}),
+                           memory.__class__(**{**memory.__dict__, "name": ""}))))
+    for a in units:
+        for b in units:
+            route = plat.route(plat.unit(a).memory, plat.unit(b).memory)
+            parts.append(f"{route.latency_s!r}/{route.bandwidth_bytes_per_s!r}")
+    return "|".join(parts)
 
 
 def serve(model: str, platform: str | Platform, workload: Workload | list[Request], *, batching: str = "continuous",
           token_budget: int = 2048, max_batch: int = 256, slo: Mapping[str, float] | None = None, tp: int = 1,
-          seed: int = 0, dtype: str = "bf16", kv_capacity_tokens: int | None = None,
-          prefill_grid: tuple[int, ...] = PREFILL_GRID,
+          units: Sequence[str] | None = None, prefill: Pool | Mapping | None = None,
+          decode: Pool | Mapping | None = None, seed: int = 0, dtype: str = "bf16",
+          kv_capacity_tokens: int | None = None, prefill_grid: tuple[int, ...] = PREFILL_GRID,
           decode_grid: tuple[tuple[int, int], ...] = DECODE_GRID) -> ServeResult:
     """Simulate serving ``workload`` with ``model`` on ``platform``.
 
@@ -235,26 +231,43 @@ def serve(model: str, platform: str | Platform, workload: Workload | list[Reques
     platform : str or Platform
     workload : Workload or list of Request
     batching : {"continuous", "static"}
+        Static batching is for colocated instances only.
     token_budget : int
         Tokens per continuous-batching iteration (decodes count one each; the rest are prefill chunks).
     max_batch : int
-        Requests running at once (static: the batch size).
+        Requests running at once per instance (static: the batch size).
     slo : mapping, optional
         ``{"ttft_s": X, "tpot_s": Y}`` for goodput.
     tp : int
-        Tensor-parallel ranks (the platform's first ``tp`` units).
+        Tensor-parallel ranks per colocated instance.
+    units : sequence of str, optional
+        Colocated: the units to serve on, ``len(units) / tp`` replicas (default: the platform's
+        first ``tp`` units, one instance).
+    prefill, decode : Pool or mapping ``{units: [...], tp: n}``, optional
+        Give both for a disaggregated layout (then not ``units``).
     seed : int
         Seed of the workload's random draws.
     dtype : str
     kv_capacity_tokens : int, optional
-        Override the KV capacity derived from memory capacity − weights.
+        Override every instance's KV capacity (derived from memory capacity − weights).
     prefill_grid, decode_grid
         The iteration-model fit grid, see :func:`fit_iteration_model`.
+
+    Examples
+    --------
+    >>> from hetsim.serve import Request, serve
+    >>> grid = {"prefill_grid": (16, 64, 128), "decode_grid": ((1, 32), (8, 64), (16, 128))}
+    >>> res = serve("llama-tiny", "gh200", [Request(0, 0.0, 64, 8)], dtype="fp32",
+    ...             prefill={"units": ["gpu"]}, decode={"units": ["cpu"]}, **grid)
+    >>> (rec,) = res.records
+    >>> rec.prefill_on, rec.decode_on, rec.kv_transfer_s > 0
+    ('prefill0', 'decode0', True)
     """
     if batching not in BATCHING:
         raise field_error(ScenarioError, "serve.batching", batching, "'continuous' or 'static'")
     _check("serve.token_budget", token_budget)
     _check("serve.max_batch", max_batch)
+    _check("serve.tp", tp)
     if kv_capacity_tokens is not None:
         _check("serve.kv_capacity_tokens", kv_capacity_tokens)
     if slo is not None and (not isinstance(slo, Mapping) or not set(slo) <= {"ttft_s", "tpot_s"}):
@@ -262,8 +275,66 @@ def serve(model: str, platform: str | Platform, workload: Workload | list[Reques
     requests = make_requests(workload, seed) if isinstance(workload, Workload) else list(workload)
     if not requests:
         raise field_error(ScenarioError, "serve.workload", requests, "at least one request")
-    im = fit_iteration_model(model, platform, tp=tp, dtype=dtype, prefill_grid=prefill_grid, decode_grid=decode_grid)
-    records, iterations, energy, end = run_loop(requests, im, batching=batching, token_budget=token_budget,
-                                                max_batch=max_batch, kv_capacity_tokens=kv_capacity_tokens)
-    return ServeResult(records=tuple(records), iteration_model=im, iterations=iterations, energy_j=energy,
-                       makespan_s=end, slo=dict(slo) if slo else None)
+    plat = load_platform(platform)
+    layout = _layout(plat, tp, units, prefill, decode, batching)
+    fits: dict[str, IterationModel] = {}
+    instances = []
+    for role, names in layout:
+        key = _hardware(plat, names)
+        if key not in fits:
+            fits[key] = fit_iteration_model(model, platform if isinstance(platform, str) else plat, units=names,
+                                            dtype=dtype, prefill_grid=prefill_grid, decode_grid=decode_grid)
+        im = fits[key]
+        index = sum(1 for i in instances if i.role == role)
+        idle = math.fsum(plat.unit(u).nominal.static_power_w for u in names)
+        instances.append(Instance(f"{'engine' if role == 'both' else role}{index}", names, role, im,
+                                  im.kv_capacity_tokens if kv_capacity_tokens is None else kv_capacity_tokens,
+                                  batching, token_budget, max_batch, idle))
+    cap = min(i.capacity for i in instances)
+    for r in requests:
+        if r.prompt_tokens + r.output_tokens > cap:
+            raise field_error(ScenarioError, f"request {r.id}", r.prompt_tokens + r.output_tokens,
+                              f"prompt + output tokens <= the KV capacity ({cap} tokens)")
+    first = next(iter(fits.values()))
+    transfers = KVTransfers(plat, first.kv_bytes_per_token)
+    lives, end = run_cluster(requests, instances, transfers)
+    start = min(r.arrival_s for r in requests)
+    stats = tuple(InstanceStats(i.name, i.role, i.units, i.iterations, i.busy_s,
+                                i.energy_j + i.idle_power_w * max(end - start - i.busy_s, 0.0)) for i in instances)
+    energy = math.fsum(s.energy_j for s in stats) + transfers.energy_j
+    by_instance = {i.name: im for i in instances for im in [i.model]}
+    return ServeResult(records=tuple(_record(x) for x in lives), iteration_model=first,
+                       iterations=sum(s.iterations for s in stats), energy_j=energy, makespan_s=end,
+                       slo=dict(slo) if slo else None, instances=stats, iteration_models=by_instance)
+
+
+def _record(x: Live) -> RequestRecord:
+    r = x.req
+    return RequestRecord(r.id, r.arrival_s, r.prompt_tokens, r.output_tokens, x.first_token_s, x.finish_s,
+                         x.preemptions, x.prefill_on, x.decode_on, x.transfer_s)
+
+
+def _layout(plat: Platform, tp: int, units: Sequence[str] | None, prefill, decode,
+            batching: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(role, units) of every instance, checked: pools of distinct units, both or neither pool."""
+    p = _pool(prefill, "serve.prefill", plat)
+    d = _pool(decode, "serve.decode", plat)
+    if (p is None) != (d is None):
+        missing = "decode" if d is None else "prefill"
+        raise field_error(ScenarioError, f"serve.{missing}", None, "a pool too (disaggregation needs both)")
+    if p is None:
+        if units is None:
+            if tp > len(plat.units):
+                raise field_error(ScenarioError, "serve.tp", tp,
+                                  f"an integer in 1..{len(plat.units)} (units of {plat.name})")
+            units = [u.name for u in plat.units[:tp]]
+        pool = _pool({"units": list(units), "tp": tp}, "serve", plat)
+        return [("both", names) for names in pool.instances()]
+    if units is not None:
+        raise field_error(ScenarioError, "serve.units", list(units), "no units with prefill/decode pools")
+    if batching != "continuous":
+        raise field_error(ScenarioError, "serve.batching", batching, "'continuous' with prefill/decode pools")
+    shared = set(p.units) & set(d.units)
+    if shared:
+        raise field_error(ScenarioError, "serve.decode.units", sorted(shared), "units not in serve.prefill.units")
+    return [("prefill", n) for n in p.instances()] + [("decode", n) for n in d.instances()]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 
-import numpy as np
 import pytest
+from hetsim_testing import little
 
 from hetsim.errors import ScenarioError
 from hetsim.serve import Request, Workload, fit_iteration_model, make_requests, serve
@@ -82,21 +82,6 @@ def test_static_batching_admits_nothing_until_the_batch_drains():
     assert c.first_token_s > b.finish_s
     cont = run(reqs, max_batch=2).records
     assert cont[2].first_token_s < b.finish_s  # continuous batching admits c as soon as a leaves
-
-
-def little(records):
-    """Time-average of N(t) over [first arrival, last arrival] and λ·W with the measured λ."""
-    arr = np.array([r.arrival_s for r in records])
-    fin = np.array([r.finish_s for r in records])
-    t0, t1 = arr.min(), arr.max()
-    times = np.concatenate([arr, fin])
-    steps = np.concatenate([np.ones_like(arr), -np.ones_like(fin)])
-    order = np.lexsort((-steps, times))
-    times, n = times[order], np.cumsum(steps[order])
-    clipped = np.clip(times, t0, t1)
-    area = float(np.sum(n[:-1] * np.diff(clipped)))
-    lam = (len(arr) - 1) / (t1 - t0)
-    return area / (t1 - t0), lam * float(np.mean(fin - arr))
 
 
 def test_littles_law_holds_for_a_stable_poisson_load():
