@@ -2,8 +2,9 @@
 
 A sweep file names a base scenario and a grid and/or a random search of ``--set`` style
 overrides (:mod:`hetsim.sweep.spec`); :func:`run_sweep` runs the points not already in the output
-folder's ``results.jsonl`` and writes ``results.csv`` and ``pareto.png``
-(:mod:`hetsim.sweep.runner`). ``hetsim sweep SWEEP.yaml`` is the command (:mod:`hetsim.sweep.cli`).
+folder's ``results.jsonl`` and writes ``results.csv``, ``pareto.png`` and, for serving points,
+``latency_throughput.png`` (:mod:`hetsim.sweep.runner`, :mod:`hetsim.sweep.plots`).
+``hetsim sweep SWEEP.yaml`` is the command (:mod:`hetsim.sweep.cli`).
 
 The package is also callable: ``hetsim.sweep("sweep.yaml")`` is :func:`run_sweep` (its module class
 is a callable :class:`types.ModuleType` subclass, as :mod:`hetsim.validate`'s is).

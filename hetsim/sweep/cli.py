@@ -59,23 +59,31 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print(rows) -> None:
-    """The counts, then the Pareto-optimal points (makespan vs energy) as a table."""
+    """The counts, then the Pareto-optimal points on the first axes :func:`~hetsim.sweep.plots.pareto_axes` picks.
+
+    Makespan vs energy for op-graph points; p99 TTFT vs energy per token for serving points (one
+    front per swept ``serve.rate_per_s``).
+    """
     from rich.console import Console
     from rich.table import Table
 
-    from hetsim.sweep.runner import pareto_front
+    from hetsim.sweep.plots import AXES, pareto_axes, pareto_fronts, row_value
 
     console = Console()
     console.print(f"{rows.name}: {rows.points} points, ran {rows.ran}, skipped {rows.skipped} (already done), "
                   f"{rows.errors} errors; table {rows.table}")
-    ok = [r for r in rows if not r.get("error")]
-    front = set(pareto_front((r["id"], r["summary"]["makespan_s"], r["summary"]["energy_j"]) for r in ok))
-    if not front:
+    x, y = pareto_axes(rows)[0]
+    fronts = pareto_fronts(rows, x, y)
+    if not any(fronts.values()):
         return
-    table = Table(title="Pareto front (makespan vs energy)")
-    for column in ("id", "overrides", "makespan", "energy"):
+    (xlabel, xs), (ylabel, ys) = AXES.get(x, (x, 1.0)), AXES.get(y, (y, 1.0))
+    table = Table(title=f"Pareto front ({xlabel} vs {ylabel})")
+    for column in ("id", "overrides", xlabel, ylabel):
         table.add_column(column, justify="left" if column in ("id", "overrides") else "right")
-    for r in sorted((r for r in ok if r["id"] in front), key=lambda r: r["summary"]["makespan_s"]):
-        table.add_row(r["id"], ", ".join(f"{k}={v}" for k, v in r["overrides"].items()),
-                      f"{r['summary']['makespan_s'] * 1e3:.3f} ms", f"{r['summary']['energy_j']:.3f} J")
+    by_id = {r["id"]: r for r in rows}
+    for front in fronts.values():
+        for pid in front:
+            r = by_id[pid]
+            table.add_row(pid, ", ".join(f"{k}={v}" for k, v in r["overrides"].items()),
+                          f"{row_value(r, x) * xs:.4g}", f"{row_value(r, y) * ys:.4g}")
     console.print(table)

@@ -4,8 +4,11 @@ Each finished point is appended as one JSON line to ``results.jsonl`` in the out
 ``write`` on an ``O_APPEND`` file, so a line is whole or absent; a torn last line from a killed
 run is ignored). A rerun loads the ids found there and runs only the missing points. At the end
 the rows of the sweep's points are written to ``results.csv`` (and ``results.parquet`` when
-pandas and pyarrow are importable) and plotted as makespan vs energy with the Pareto front
-highlighted (``pareto.png``).
+pandas and pyarrow are importable) and plotted (:mod:`hetsim.sweep.plots`): ``pareto.png``, the
+Pareto front of makespan vs energy, or for serving points of p99 TTFT vs energy per token (and
+vs chips when rows have ``units``); and, only when the sweep has serving points,
+``latency_throughput.png``, p99 TTFT and p99 end-to-end latency vs throughput, one line per
+configuration across the swept ``serve.rate_per_s``.
 """
 
 from __future__ import annotations
@@ -22,12 +25,17 @@ from typing import Any
 
 from hetsim.errors import HetsimError
 from hetsim.scenario import run_scenario
+from hetsim.sweep.plots import pareto_front, plot_latency_throughput, plot_pareto
 from hetsim.sweep.spec import Point, SweepError, SweepSpec, expand, load_sweep, parse_sweep, scenario_of
 
 EXECUTORS = ("local", "dask")
 #: Columns every serving point (a scenario with ``serve:``) adds to its row besides the sweep's metrics.
 SERVE_METRICS = ("ttft_p50_s", "ttft_p99_s", "tpot_p99_s", "e2e_p99_s", "throughput_tokens_per_s",
-                 "goodput_requests_per_s", "slo_attainment", "energy_per_token_j", "preemptions")
+                 "throughput_requests_per_s", "goodput_requests_per_s", "slo_attainment", "energy_per_token_j",
+                 "units", "preemptions")
+#: Summary keys a serving point keeps in its row's ``summary`` for the plots (``units`` only when reported).
+SERVE_SUMMARY = ("ttft_p99_s", "e2e_p99_s", "tpot_p99_s", "throughput_requests_per_s", "energy_per_token_j",
+                 "units", "tp", "platform")
 
 
 class SweepRows(list):
@@ -74,9 +82,10 @@ def run_point(spec: SweepSpec, point: Point) -> dict[str, Any]:
         summary = result.summary
         for metric in spec.metrics:
             row["metrics"].update(_pick(summary, metric))
-        if "ttft_p99_s" in summary:  # a serving point: its latency and goodput columns too
-            row["metrics"].update({m: summary.get(m) for m in SERVE_METRICS if m not in row["metrics"]})
         row["summary"] = {k: summary.get(k) for k in ("makespan_s", "energy_j")}
+        if "ttft_p99_s" in summary:  # a serving point: its latency and goodput columns, and what the plots read
+            row["metrics"].update({m: summary.get(m) for m in SERVE_METRICS if m not in row["metrics"]})
+            row["summary"].update({k: summary[k] for k in SERVE_SUMMARY if k in summary})
     except HetsimError as exc:
         row["error"] = str(exc)
     row["wall_s"] = time.perf_counter() - start
@@ -240,6 +249,7 @@ def run_sweep(spec_or_path: SweepSpec | Mapping | str | Path, executor: str = "l
     rows.errors = sum(1 for r in rows if r.get("error"))
     rows.table, rows.out_dir = str(write_table(rows, spec, out)), str(out)
     plot_pareto(rows, out / "pareto.png")
+    plot_latency_throughput(rows, out / "latency_throughput.png", spec)
     return rows
 
 
@@ -272,43 +282,6 @@ def write_table(rows: Iterable[Mapping], spec: SweepSpec, out: Path) -> Path:
     return path
 
 
-def pareto_front(points: Iterable[tuple[str, float, float]]) -> list[str]:
-    """Ids of the points no other point beats on both values (both minimised), by the first value.
-
-    Examples
-    --------
-    >>> pareto_front([("a", 1.0, 5.0), ("b", 2.0, 3.0), ("c", 2.5, 4.0), ("d", 3.0, 1.0)])
-    ['a', 'b', 'd']
-    """
-    front, best = [], float("inf")
-    for pid, _, second in sorted(points, key=lambda p: (p[1], p[2], p[0])):
-        if second < best:
-            front.append(pid)
-            best = second
-    return front
-
-
-def plot_pareto(rows: Iterable[Mapping], path: Path) -> Path | None:
-    """Makespan vs energy of the successful points, the Pareto front highlighted; None when none succeeded."""
-    pts = [(r["id"], r["summary"]["makespan_s"], r["summary"]["energy_j"]) for r in rows
-           if not r.get("error") and r.get("summary", {}).get("makespan_s") is not None]
-    if not pts:
-        return None
-    from matplotlib.figure import Figure
-
-    front = set(pareto_front(pts))
-    fig = Figure(figsize=(6, 4.5), tight_layout=True)
-    ax = fig.add_subplot()
-    ax.scatter([p[1] * 1e3 for p in pts], [p[2] for p in pts], s=12, color="0.6", label="points")
-    best = sorted((p for p in pts if p[0] in front), key=lambda p: p[1])
-    ax.plot([p[1] * 1e3 for p in best], [p[2] for p in best], "o-", color="C3", drawstyle="steps-post",
-            label=f"Pareto front ({len(best)})")
-    ax.set_xlabel("makespan (ms)")
-    ax.set_ylabel("energy (J)")
-    ax.legend()
-    fig.savefig(path, dpi=120)
-    return path
-
-
-__all__ = ["EXECUTORS", "SERVE_METRICS", "SweepRows", "append_result", "check_executor", "load_results",
-           "pareto_front", "plot_pareto", "run_point", "run_sweep", "table_rows", "write_table"]
+__all__ = ["EXECUTORS", "SERVE_METRICS", "SERVE_SUMMARY", "SweepRows", "append_result", "check_executor",
+           "load_results", "pareto_front", "plot_latency_throughput", "plot_pareto", "run_point", "run_sweep",
+           "table_rows", "write_table"]

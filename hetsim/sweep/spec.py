@@ -42,6 +42,9 @@ import yaml
 from hetsim.errors import ScenarioError
 from hetsim.scenario import apply_overrides, parse_scenario
 
+#: Version of a row's layout in results.jsonl; bumped when rows gain fields (2: serving rows keep
+#: their latency, throughput and chip count in ``summary`` for the plots).
+ROW_FORMAT = 2
 SWEEP_KEYS = ("name", "base", "scenario", "grid", "random", "metrics", "outputs")
 RANDOM_KEYS = ("samples", "seed", "space")
 DEFAULT_METRICS = ("makespan_s", "energy_j", "energy_per_token_j", "peak_memory_bytes", "utilization")
@@ -99,9 +102,10 @@ class SweepSpec:
     def fingerprint(self) -> str:
         """A hash of what a point's row depends on besides its overrides: the base scenario and the metrics.
 
-        Rows in ``results.jsonl`` with another fingerprint are stale (the base changed) and are run again.
+        Rows in ``results.jsonl`` with another fingerprint are stale (the base changed, or rows were
+        written by a version whose row format, :data:`ROW_FORMAT`, differs) and are run again.
         """
-        text = json.dumps({"base": self.base, "base_dir": self.base_dir, "metrics": self.metrics},
+        text = json.dumps({"base": self.base, "base_dir": self.base_dir, "metrics": self.metrics, "rows": ROW_FORMAT},
                           sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
