@@ -143,3 +143,21 @@ def test_bad_disaggregated_layout_exits_2_with_one_line(tmp_path, capsys, overri
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"hetsim: error: {field}"), err
     assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_the_shipped_serving_scenarios_load_and_the_split_one_runs_with_a_small_model(tmp_path):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "scenarios"
+    for name in ("capacity_llama70b.yaml", "split_llama70b.yaml"):
+        scenario = load_scenario(root / name)
+        assert scenario.serve is not None and scenario.workload["model"] == "llama-3-70b"
+    small = ["workload.model=llama-tiny", "serve.requests=20", "serve.prefill={units: [h.gpu0], tp: 1}",
+             "serve.decode={units: [a.gpu0, a.gpu1], tp: 1}", "serve.prefill_grid=[16, 64, 256]",
+             "serve.decode_grid=[[1, 32], [8, 64], [16, 128]]"]
+    run, _ = run_scenario(load_scenario(root / "split_llama70b.yaml", small), out_dir=tmp_path)
+    recs = run.result.records
+    assert {r.decode_on for r in recs if r.output_tokens > 1} == {"decode0", "decode1"}
+    # every KV cache crosses InfiniBand: at least the 2.5 us of NIC and switch latency of the preset
+    assert min(r.kv_transfer_s for r in recs if r.decode_on) > 2.5e-6
+    assert run.summary["units"] == 3

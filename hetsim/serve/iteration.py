@@ -39,6 +39,9 @@ from hetsim.spec.types import Platform
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4, "fp64": 8}
 PREFILL_GRID = (16, 128, 512, 1024, 2048)
 DECODE_GRID = ((1, 128), (16, 128), (8, 1024), (32, 512), (64, 2048))
+PHASES = ("prefill", "decode")
+#: Graph inputs that are not parameters: the token ids and the KV cache of a decode step.
+GRAPH_INPUTS = ("input_ids", "past_key_values")
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,9 @@ class IterationModel:
         """
         t = e = 0.0
         sum_t = float(sum(prefill_tokens))
+        for runs, phase, coef in ((sum_t, "prefill", self.prefill_time), (n_decode, "decode", self.decode_time)):
+            if runs and math.isnan(coef[0]):
+                raise ValueError(f"iteration: {self.layout} has no {phase} fit (it was fitted for the other phase)")
         if sum_t:
             sum_t2 = float(sum(x * x for x in prefill_tokens))
             t += self.prefill_time[1] * sum_t + self.prefill_time[2] * sum_t2
@@ -107,10 +113,11 @@ def _fit(rows: np.ndarray, y: np.ndarray) -> tuple[tuple[float, float, float], f
 
 
 def _run(graph, platform: Platform, units: list[str]) -> tuple[float, float, float]:
-    """Makespan, energy of ``units`` (their ∫P dt plus all bytes moved) and resident weight bytes.
+    """Makespan, energy of ``units`` (their ∫P dt plus all bytes moved) and parameter bytes.
 
     Units of the platform outside the instance are left out of the energy: they are not part of
-    this serving instance (another instance, or nothing, runs on them).
+    this serving instance (another instance, or nothing, runs on them). Parameter bytes are the
+    resident inputs other than the graph inputs (token ids and the KV cache).
     """
     if len(units) > 1:
         graph = tensor_parallel(graph, units)
@@ -121,18 +128,21 @@ def _run(graph, platform: Platform, units: list[str]) -> tuple[float, float, flo
     r = simulate(graph, platform, "eft")
     per_unit = unit_energy_j(r.trace, platform)
     energy = math.fsum(per_unit[u] for u in units) + math.fsum(data_energy_j(r.trace, platform).values())
-    weights = sum(float(d.get("weight_bytes", 0.0)) for _, d in graph.nodes(data=True))
+    weights = math.fsum(float(b) for _, d in graph.nodes(data=True) for name, b in (d.get("weights") or {}).items()
+                        if not name.startswith(GRAPH_INPUTS))
     return r.makespan_s, energy, weights
 
 
 def fit_iteration_model(model: str, platform: str | Platform, *, tp: int = 1, units: Sequence[str] | None = None,
                         dtype: str = "bf16", prefill_grid: Sequence[int] = PREFILL_GRID,
-                        decode_grid: Sequence[tuple[int, int]] = DECODE_GRID) -> IterationModel:
+                        decode_grid: Sequence[tuple[int, int]] = DECODE_GRID,
+                        phases: Sequence[str] = PHASES) -> IterationModel:
     """Simulate the grid with :func:`hetsim.simulate` and fit the iteration model.
 
-    Grid lengths above the model's maximum positions are clipped to it. Results are cached per
-    (model, platform, units, dtype, grids) when ``platform`` is given by name. Every op runs on
-    the instance's units (pinned), and the energy counts only those units (plus bytes moved).
+    Grid lengths above the model's maximum positions are clipped to it. Each phase's fit is cached
+    per (platform, model, units, dtype, grid) when ``platform`` is given by name, so a colocated
+    instance and a prefill-only instance on the same units share their prefill fit. Every op
+    runs on the instance's units (pinned), and the energy counts only those units (plus bytes moved).
 
     Parameters
     ----------
@@ -148,21 +158,9 @@ def fit_iteration_model(model: str, platform: str | Platform, *, tp: int = 1, un
         Prompt lengths (at least 3 distinct after clipping).
     decode_grid : sequence of (batch, context)
         At least 3 points, not all with the same batch.
+    phases : sequence of {"prefill", "decode"}
+        The phases to fit; a phase left out has NaN coefficients (an instance that never runs it).
     """
-    key = (model, tp, None if units is None else tuple(units), dtype, tuple(int(x) for x in prefill_grid),
-           tuple((int(b), int(c)) for b, c in decode_grid))
-    if isinstance(platform, str):
-        return _fit_cached(platform, *key)
-    return _fit_uncached(platform, *key)
-
-
-@functools.lru_cache(maxsize=32)
-def _fit_cached(platform: str, *key) -> IterationModel:
-    return _fit_uncached(platform, *key)
-
-
-def _fit_uncached(platform: str | Platform, model: str, tp: int, units: tuple[str, ...] | None, dtype: str,
-                  prefill_grid: tuple[int, ...], decode_grid: tuple[tuple[int, int], ...]) -> IterationModel:
     spec = model_config(model)
     plat = load_platform(platform)
     if units is None:
@@ -170,35 +168,57 @@ def _fit_uncached(platform: str | Platform, model: str, tp: int, units: tuple[st
             raise field_error(ScenarioError, "serve.tp", tp,
                               f"an integer in 1..{len(plat.units)} (units of {plat.name})")
         units = tuple(u.name for u in plat.units[:tp])
+    units = tuple(units)
     if not units or len(set(units)) != len(units) or any(u not in {x.name for x in plat.units} for u in units):
         raise field_error(ScenarioError, "serve.units", list(units), f"distinct unit names of {plat.name}")
     if dtype not in DTYPE_BYTES:
         raise field_error(ScenarioError, "serve.dtype", dtype, f"one of {', '.join(DTYPE_BYTES)}")
-    units = list(units)
+    if not phases or not set(phases) <= set(PHASES):
+        raise field_error(ScenarioError, "phases", list(phases), "'prefill' and/or 'decode'")
     top = spec.max_positions
-    pre = sorted({min(int(t), top) for t in prefill_grid if int(t) >= 1})
-    dec = sorted({(int(b), min(int(c), top - 1)) for b, c in decode_grid if int(b) >= 1 and int(c) >= 1})
+    pre = tuple(sorted({min(int(t), top) for t in prefill_grid if int(t) >= 1}))
+    dec = tuple(sorted({(int(b), min(int(c), top - 1)) for b, c in decode_grid if int(b) >= 1 and int(c) >= 1}))
     if len(pre) < 3:
         raise field_error(ScenarioError, "serve.prefill_grid", list(prefill_grid), "3 distinct lengths >= 1")
     if len(dec) < 3 or len({b for b, _ in dec}) < 2:
         raise field_error(ScenarioError, "serve.decode_grid", list(decode_grid),
                           "3 distinct (batch, context) points with at least 2 batch sizes")
-    p_runs = [_run(model_graph(model, phase="prefill", batch=1, seq_len=t, dtype=dtype), plat, units) for t in pre]
-    d_runs = [_run(model_graph(model, phase="decode", batch=b, seq_len=c, dtype=dtype), plat, units) for b, c in dec]
-    p_rows = np.array([[1.0, t, t * t] for t in pre])
-    d_rows = np.array([[1.0, b, b * c] for b, c in dec])
-    pt, pe = _fit(p_rows, np.array([r[0] for r in p_runs]))
-    dt, de = _fit(d_rows, np.array([r[0] for r in d_runs]))
-    pen, _ = _fit(p_rows, np.array([r[1] for r in p_runs]))
-    den, _ = _fit(d_rows, np.array([r[1] for r in d_runs]))
+    fit = functools.partial(_phase_cached, platform) if isinstance(platform, str) else \
+        functools.partial(_phase, plat)
+    nan = (math.nan, math.nan, math.nan)
+    fits = {phase: fit(model, units, dtype, phase, pre if phase == "prefill" else dec) for phase in PHASES
+            if phase in phases}
+    (pt, pen, pe, weights) = fits.get("prefill", (nan, nan, 0.0, None))
+    (dt, den, de, dweights) = fits.get("decode", (nan, nan, 0.0, None))
+    weights = weights if weights is not None else dweights
     cfg = spec.config
     n_heads = int(cfg["n_heads"])
     head_dim = int(cfg["d_model"]) // n_heads
     kv_per_token = 2.0 * int(cfg["n_layers"]) * int(cfg.get("n_kv_heads", n_heads)) * head_dim * DTYPE_BYTES[dtype]
-    weights = p_runs[0][2]  # prefill graphs hold no KV cache among their weights
     mems = {plat.unit(u).memory for u in units}
     capacity = sum(m.capacity_bytes for m in plat.memories if m.name in mems)
     return IterationModel(model=model, layout=f"{plat.name} {'+'.join(units)} {dtype}", prefill_time=pt, decode_time=dt,
                           prefill_energy=pen, decode_energy=den, max_rel_error=max(pe, de),
                           kv_bytes_per_token=kv_per_token, weight_bytes=weights,
                           kv_capacity_tokens=max(int((capacity - weights) // kv_per_token), 0))
+
+
+@functools.lru_cache(maxsize=64)
+def _phase_cached(platform: str, *key) -> tuple:
+    return _phase(load_platform(platform), *key)
+
+
+def _phase(plat: Platform, model: str, units: tuple[str, ...], dtype: str, phase: str,
+           grid: tuple) -> tuple[tuple[float, float, float], tuple[float, float, float], float, float]:
+    """One phase's (time coefficients, energy coefficients, worst relative time error, parameter bytes)."""
+    if phase == "prefill":
+        runs = [_run(model_graph(model, phase="prefill", batch=1, seq_len=t, dtype=dtype), plat, list(units))
+                for t in grid]
+        rows = np.array([[1.0, t, t * t] for t in grid])
+    else:
+        runs = [_run(model_graph(model, phase="decode", batch=b, seq_len=c, dtype=dtype), plat, list(units))
+                for b, c in grid]
+        rows = np.array([[1.0, b, b * c] for b, c in grid])
+    time_coef, err = _fit(rows, np.array([r[0] for r in runs]))
+    energy_coef, _ = _fit(rows, np.array([r[1] for r in runs]))
+    return time_coef, energy_coef, err, runs[0][2]

@@ -277,13 +277,15 @@ def serve(model: str, platform: str | Platform, workload: Workload | list[Reques
         raise field_error(ScenarioError, "serve.workload", requests, "at least one request")
     plat = load_platform(platform)
     layout = _layout(plat, tp, units, prefill, decode, batching)
-    fits: dict[str, IterationModel] = {}
+    fits: dict[tuple, IterationModel] = {}
     instances = []
     for role, names in layout:
-        key = _hardware(plat, names)
+        phases = ("prefill", "decode") if role == "both" else (role,)
+        key = (_hardware(plat, names), phases)
         if key not in fits:
             fits[key] = fit_iteration_model(model, platform if isinstance(platform, str) else plat, units=names,
-                                            dtype=dtype, prefill_grid=prefill_grid, decode_grid=decode_grid)
+                                            dtype=dtype, prefill_grid=prefill_grid, decode_grid=decode_grid,
+                                            phases=phases)
         im = fits[key]
         index = sum(1 for i in instances if i.role == role)
         idle = math.fsum(plat.unit(u).nominal.static_power_w for u in names)

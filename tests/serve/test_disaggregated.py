@@ -126,3 +126,13 @@ def test_bad_layouts_are_one_line(kw, field):
         serve(MODEL, "gh200", [Request(0, 0.0, 8, 2)], dtype="fp32", **GRID, **kw)
     text = str(info.value)
     assert text.startswith(f"{field}: got") and "\n" not in text
+
+
+def test_a_pool_fits_only_the_phase_it_runs(gh200):
+    _, _, cpu = gh200
+    decode_only = fit_iteration_model(MODEL, "gh200", units=["cpu"], dtype="fp32", phases=("decode",), **GRID)
+    assert decode_only.decode_time == cpu.decode_time and decode_only.decode_energy == cpu.decode_energy
+    assert decode_only.kv_capacity_tokens == cpu.kv_capacity_tokens  # parameter bytes without the KV cache
+    assert decode_only.iteration([], 4, 100) == cpu.iteration([], 4, 100)
+    with pytest.raises(ValueError, match="no prefill fit"):
+        decode_only.iteration([16])

@@ -28,7 +28,11 @@ def test_fit_is_close_to_the_simulated_grid_and_kv_budget_follows_the_config(im)
     # llama-tiny: 2 layers × 2 kv heads × head_dim 16 × 2 (K and V) × 2 bytes
     assert im.kv_bytes_per_token == 2 * 2 * 2 * 16 * 2
     assert im.kv_capacity_tokens == int((80e9 - im.weight_bytes) // im.kv_bytes_per_token)
-    assert fit_iteration_model(MODEL, PLATFORM, **GRID) is im  # cached per (model, platform, layout)
+    from hetsim.serve.iteration import _phase_cached
+
+    hits = _phase_cached.cache_info().hits
+    assert fit_iteration_model(MODEL, PLATFORM, **GRID) == im
+    assert _phase_cached.cache_info().hits == hits + 2  # both phases come from the cache
 
 
 def test_one_request_alone_is_one_prefill_then_out_minus_one_decodes(im):
