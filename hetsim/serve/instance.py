@@ -164,7 +164,8 @@ class Instance:
         if not chunks and not decoders:
             return None
         context = sum(x.kv for x in decoders)
-        dt, de = self.model.iteration([n for _, n in chunks], len(decoders), context)
+        cached = [x.kv - x.need for x, _ in chunks]  # this admission's tokens already prefilled
+        dt, de = self.model.iteration([n for _, n in chunks], len(decoders), context, cached)
         return Step(decoders, chunks, dt, de)
 
     def start(self, t: float, step: Step) -> None:

@@ -12,11 +12,14 @@ overhead-bound iterations count as much as long ones; :attr:`IterationModel.max_
 the worst relative error over the grid. Energy per iteration is fitted the same way, on the
 simulated energy (∫P dt including static power, plus bytes moved), not average power × time.
 
-An iteration of the engine mixes prefill chunks ``T_i`` and ``B`` decodes with contexts
-``L_j``; it takes ``max(a_p, a_d) + b_p·ΣT_i + c_p·ΣT_i² + b_d·B + c_d·ΣL_j``: the intercepts
-(weight reads, launch overheads) are paid once per iteration, the per-token terms add up.
-A chunk's attention is charged as if the chunk were a prompt of its own (``c_p·T_i²``), which
-undercounts the attention of later chunks against the cached earlier ones.
+An iteration of the engine mixes prefill chunks ``T_i`` (each after ``C_i`` tokens of its
+sequence already cached) and ``B`` decodes with contexts ``L_j``; it takes
+``max(a_p, a_d) + b_p·ΣT_i + c_p·Σ(T_i² + 2·T_i·C_i) + b_d·B + c_d·ΣL_j``: the intercepts
+(weight reads, launch overheads) are paid once per iteration, the per-token terms add up. The
+quadratic term counts attention pairs: a whole prompt of ``T`` tokens has ``T²/2`` (causal), a
+chunk ``T_i·C_i`` against the cache plus ``T_i²/2`` among its own tokens, so the chunks of one
+prompt add up to exactly the quadratic cost of prefilling it at once
+(``Σ(T_i² + 2·T_i·C_i) = (ΣT_i)²``).
 """
 
 from __future__ import annotations
@@ -73,8 +76,8 @@ class IterationModel:
     weight_bytes: float
     kv_capacity_tokens: int
 
-    def iteration(self, prefill_tokens: Sequence[int] = (), n_decode: int = 0,
-                  decode_context: int = 0) -> tuple[float, float]:
+    def iteration(self, prefill_tokens: Sequence[int] = (), n_decode: int = 0, decode_context: int = 0,
+                  prefill_cached: Sequence[int] = ()) -> tuple[float, float]:
         """Seconds and joules of one iteration.
 
         Parameters
@@ -85,6 +88,16 @@ class IterationModel:
             Sequences decoding one token.
         decode_context : int
             Sum of their cached tokens.
+        prefill_cached : sequence of int
+            Tokens of each chunk's sequence already in the KV cache (default: none).
+
+        Examples
+        --------
+        >>> m = IterationModel("m", "x", (1.0, 0.1, 0.01), (1.0, 0.5, 0.001), (0, 0, 0), (0, 0, 0), 0.0, 1.0, 0.0, 10)
+        >>> whole = m.iteration([100])[0] - 1.0
+        >>> chunks = m.iteration([60])[0] - 1.0 + m.iteration([40], prefill_cached=[60])[0] - 1.0
+        >>> round(whole, 9) == round(chunks, 9)
+        True
         """
         t = e = 0.0
         sum_t = float(sum(prefill_tokens))
@@ -92,7 +105,8 @@ class IterationModel:
             if runs and math.isnan(coef[0]):
                 raise ValueError(f"iteration: {self.layout} has no {phase} fit (it was fitted for the other phase)")
         if sum_t:
-            sum_t2 = float(sum(x * x for x in prefill_tokens))
+            cached = list(prefill_cached) or [0] * len(prefill_tokens)
+            sum_t2 = float(sum(x * x + 2 * x * c for x, c in zip(prefill_tokens, cached, strict=True)))
             t += self.prefill_time[1] * sum_t + self.prefill_time[2] * sum_t2
             e += self.prefill_energy[1] * sum_t + self.prefill_energy[2] * sum_t2
         if n_decode:

@@ -49,7 +49,11 @@ def test_one_request_alone_is_one_prefill_then_out_minus_one_decodes(im):
 
 def test_chunked_prefill_splits_a_long_prompt_by_the_token_budget(im):
     (rec,) = run([Request(0, 0.0, 100, 1)], token_budget=32).records
-    assert rec.ttft_s == pytest.approx(sum(im.iteration([n])[0] for n in (32, 32, 32, 4)), rel=1e-12)
+    chunks = ((32, 0), (32, 32), (32, 64), (4, 96))  # (chunk, tokens of the prompt already cached)
+    assert rec.ttft_s == pytest.approx(sum(im.iteration([n], prefill_cached=[c])[0] for n, c in chunks), rel=1e-12)
+    # the chunks' attention adds up to the whole prompt's: only the per-iteration intercept is paid 4 times
+    a = im.prefill_time[0]
+    assert rec.ttft_s - 4 * a == pytest.approx(im.iteration([100])[0] - a, rel=1e-9)
     assert rec.finish_s == rec.first_token_s
 
 
