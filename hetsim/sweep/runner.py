@@ -3,12 +3,12 @@
 Each finished point is appended as one JSON line to ``results.jsonl`` in the output folder (one
 ``write`` on an ``O_APPEND`` file, so a line is whole or absent; a torn last line from a killed
 run is ignored). A rerun loads the ids found there and runs only the missing points. At the end
-the rows of the sweep's points are written to ``results.csv`` (and ``results.parquet`` when
-pandas and pyarrow are importable) and plotted (:mod:`hetsim.sweep.plots`): ``pareto.png``, the
-Pareto front of makespan vs energy, or for serving points of p99 TTFT vs energy per token (and
-vs chips when rows have ``units``); and, only when the sweep has serving points,
-``latency_throughput.png``, p99 TTFT and p99 end-to-end latency vs throughput, one line per
-configuration across the swept ``serve.rate_per_s``.
+the rows of the sweep's points are written to ``results.csv`` and ``results.parquet`` (the same
+table with typed columns; pandas and pyarrow come with the ``sweep`` extra) and plotted
+(:mod:`hetsim.sweep.plots`): ``pareto.png``, the Pareto front of makespan vs energy, or for
+serving points of p99 TTFT vs energy per token (and vs chips when rows have ``units``); and,
+only when the sweep has serving points, ``latency_throughput.png``, p99 TTFT and p99 end-to-end
+latency vs throughput, one line per configuration across the swept ``serve.rate_per_s``.
 """
 
 from __future__ import annotations
@@ -278,8 +278,31 @@ def write_table(rows: Iterable[Mapping], spec: SweepSpec, out: Path) -> Path:
     if importlib.util.find_spec("pyarrow") is not None and importlib.util.find_spec("pandas") is not None:
         import pandas as pd
 
-        pd.DataFrame(flat, columns=columns).to_parquet(out / "results.parquet", index=False)
+        frame = pd.DataFrame([{c: _parquet_value(row.get(c), _column_kind(flat, c)) for c in columns} for row in flat],
+                             columns=columns)
+        tmp = out / "results.parquet.tmp"
+        frame.to_parquet(tmp, index=False)
+        tmp.replace(out / "results.parquet")
     return path
+
+
+def _column_kind(rows: list[dict], column: str) -> str:
+    """``number`` when every present value is an int or float (not bool), ``bool``, else ``text``."""
+    values = [r.get(column) for r in rows if r.get(column) is not None and r.get(column) != ""]
+    if values and all(isinstance(v, bool) for v in values):
+        return "bool"
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return "number"
+    return "text"
+
+
+def _parquet_value(value: Any, kind: str) -> Any:
+    """One cell in a column of one type: numbers as floats (missing: NaN), lists and mappings as JSON text."""
+    if kind == "number":
+        return float("nan") if value is None or value == "" else float(value)
+    if kind == "bool" or value is None:
+        return value
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
 
 
 __all__ = ["EXECUTORS", "SERVE_METRICS", "SERVE_SUMMARY", "SweepRows", "append_result", "check_executor",

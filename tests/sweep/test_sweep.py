@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,12 @@ def test_a_failing_point_is_a_row_not_a_crash(graph_file, tmp_path):
                      workers=1, progress=False)
     assert rows.errors == 1 and rows[0]["error"] is None
     assert "no_such_scheduler" in rows[1]["error"] and rows[1]["metrics"] == {}
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    frame = pd.read_parquet(tmp_path / "s" / "results.parquet")  # the same table, typed
+    assert list(frame["scheduler"]) == ["eft", "no_such_scheduler"]
+    assert frame["makespan_s"].dtype == "float64" and frame["makespan_s"][0] == rows[0]["metrics"]["makespan_s"]
+    assert math.isnan(frame["makespan_s"][1]) and "no_such_scheduler" in frame["error"][1]
 
 
 # --- resumption and determinism --------------------------------------------------------------------
