@@ -5,9 +5,12 @@
     platform: gh200                 # preset name, platform YAML file, or inline mapping
     workload: {model: llama-3-8b, phase: prefill, batch: 1, seq_len: 2048, dtype: bf16}
     # or workload: {graph: my_graph.json}   (an OpGraph saved by hetsim.graph.io.save_graph)
-    # workload.phase: train runs one training step (hetsim.graph.training); workload.parallel:
-    # {tp: 8, pp: 4, dp: 2, microbatches: 8, units: [...]} splits it (tensor, pipeline 1F1B, data
-    # parallel; units default to the platform's first accelerators)
+    # workload.phase: train runs one training step; workload.parallel: {tp: 8, pp: 4, dp: 2,
+    # microbatches: 8, units: [...]} splits it (tensor, pipeline 1F1B, data parallel; units
+    # default to the platform's first accelerators). workload.backward: captured (the default
+    # without tp/pp: autograd's joint graph, hetsim.graph.catalog.model_training_graph, each data-
+    # parallel replica captured at batch / dp) or estimated (the default with tp/pp: backward ops
+    # built from the forward graph with cited per-kind FLOP multipliers, hetsim.graph.training)
     scheduler: eft                  # or {name: eft, options: {...}}
     sim: {contention: none}
     outputs: {dir: out/quickstart, trace: true, gantt: true, ops_csv: true}
@@ -39,7 +42,8 @@ import yaml
 from hetsim.errors import HetsimError, ScenarioError, SpecError
 
 TOP_KEYS = ("name", "platform", "workload", "scheduler", "sim", "outputs", "serve")
-WORKLOAD_KEYS = ("model", "graph", "phase", "batch", "seq_len", "dtype", "parallel")
+WORKLOAD_KEYS = ("model", "graph", "phase", "batch", "seq_len", "dtype", "parallel", "backward")
+BACKWARDS = ("captured", "estimated")
 PARALLEL_KEYS = ("tp", "pp", "dp", "microbatches", "units")
 OUTPUT_KEYS = ("dir", "trace", "gantt", "ops_csv", "power")
 SERVE_KEYS = ("requests", "arrival", "rate_per_s", "cv", "prompt", "output", "trace", "batching", "token_budget",
@@ -160,7 +164,29 @@ def parse_scenario(data: Any, *, base: Path | None = None, default_name: str = "
         raise ScenarioError("workload.seq_len: missing, this field is required")
     workload["seq_len"] = _positive_int(workload["seq_len"], "workload.seq_len")
     workload.setdefault("dtype", "bf16")
+    _backward(workload)
     return _finish(data, name_default=default_name, platform=platform, workload=workload)
+
+
+def _backward(workload: dict) -> None:
+    """``workload.backward``: checked, and defaulted for ``phase: train`` (captured unless tp or pp split it)."""
+    par = workload.get("parallel") or {}
+    split = par.get("tp", 1) > 1 or par.get("pp", 1) > 1
+    if workload["phase"] != "train":
+        if "backward" in workload:
+            raise ScenarioError(f"workload.backward: got {workload['backward']!r}, expected it only with "
+                                "workload.phase: train")
+        return
+    backward = workload.setdefault("backward", "estimated" if split else "captured")
+    if backward not in BACKWARDS:
+        raise ScenarioError(f"workload.backward: got {backward!r}, expected one of {', '.join(BACKWARDS)}")
+    if backward == "captured" and split:
+        raise ScenarioError("workload.backward: got 'captured', expected 'estimated' with tensor or pipeline "
+                            "parallelism (the tp/pp transforms split forward-built training steps only)")
+    dp = par.get("dp", 1)
+    if backward == "captured" and workload["batch"] % dp:
+        raise ScenarioError(f"workload.batch: got {workload['batch']}, expected a multiple of "
+                            f"workload.parallel.dp ({dp}): each replica is captured at batch / dp")
 
 
 def _number(value: Any, field: str) -> float:
@@ -327,6 +353,20 @@ def layout(graph, workload: Mapping[str, Any], platform):
     return graph
 
 
+def captured_step(workload: Mapping[str, Any], platform):
+    """A training step captured from autograd's joint graph; data-parallel replicas captured at batch / dp."""
+    from hetsim.graph.catalog import model_training_graph
+    from hetsim.graph.data_parallel import data_parallel
+
+    par = workload.get("parallel") or {}
+    dp = par.get("dp", 1)
+    graph = model_training_graph(workload["model"], batch=workload["batch"] // dp, seq_len=workload["seq_len"],
+                                 dtype=workload["dtype"])
+    if dp == 1:
+        return graph
+    return data_parallel(graph, parallel_units(par, platform), slice_batch=False)
+
+
 def _finish(data: Mapping, *, name_default: str, platform: Any, workload: dict,
             serve: Mapping[str, Any] | None = None) -> Scenario:
     sched = data.get("scheduler", "eft")
@@ -427,9 +467,12 @@ def run_scenario(scenario: Scenario, *, out_dir: str | Path | None = None, progr
         graph = load_graph(w["graph"])
     else:
         step(f"capturing {w['model']} {w['phase']} (batch {w['batch']}, seq {w['seq_len']})")
-        phase = "prefill" if w["phase"] == "train" else w["phase"]
-        graph = model_graph(w["model"], phase=phase, batch=w["batch"], seq_len=w["seq_len"], dtype=w["dtype"])
-    if w.get("parallel") or w.get("phase") == "train":
+        if w.get("backward") == "captured":
+            graph = captured_step(w, platform)
+        else:
+            phase = "prefill" if w["phase"] == "train" else w["phase"]
+            graph = model_graph(w["model"], phase=phase, batch=w["batch"], seq_len=w["seq_len"], dtype=w["dtype"])
+    if (w.get("parallel") or w.get("phase") == "train") and w.get("backward") != "captured":
         step("building the training step and the parallel layout")
         graph = layout(graph, w, platform)
     step(f"scheduling {graph.number_of_nodes()} ops with {scenario.scheduler} and simulating")

@@ -65,3 +65,18 @@ def capture_catalog_model(spec: ModelSpec, *, phase: str, batch: int, seq_len: i
         kwargs["past_key_values"] = empty_cache(model.config, batch, seq_len, device="meta", dtype=torch_dtype)
     return capture(model, (ids,), kwargs, name=spec.name, phase=phase,
                    dtype=dtype if isinstance(dtype, str) else None, batch=batch, seq_len=seq_len)
+
+
+def capture_catalog_training(spec: ModelSpec, *, batch: int, seq_len: int, dtype: Any,
+                             optimizer: str | None) -> nx.DiGraph:
+    """Capture one training step of ``spec`` (forward, loss, backward, optimizer) on meta tensors."""
+    import torch
+
+    from hetsim.graph.capture_train import capture_training
+
+    model = build(spec, device="meta", dtype=_torch_dtype(dtype))
+    ids = torch.zeros(batch, seq_len, dtype=torch.long, device="meta")
+    g = capture_training(model, (ids,), name=spec.name, dtype=dtype if isinstance(dtype, str) else None,
+                         optimizer=optimizer)
+    g.graph.update(batch=batch, seq_len=seq_len)
+    return g

@@ -145,3 +145,29 @@ def model_graph(name: str, *, phase: str = "prefill", batch: int = 1, seq_len: i
         seq_len = min(2048, spec.max_positions - (1 if phase == "decode" else 0))
     _check_workload(spec, phase, batch, seq_len)
     return capture_catalog_model(spec, phase=phase, batch=batch, seq_len=seq_len, dtype=dtype)
+
+
+def model_training_graph(name: str, *, batch: int = 1, seq_len: int | None = None, dtype: str = "bf16",
+                         optimizer: str | None = "adamw") -> nx.DiGraph:
+    """Capture one training step of catalogue model ``name`` from autograd's joint graph, on meta tensors.
+
+    Forward, cross-entropy loss and the backward ATen ops with their own FLOPs
+    (:func:`hetsim.graph.capture_train.capture_training`), then one optimizer update per
+    parameter (AdamW with fp32 master weights and moments, SGD, or None).
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`list_models`.
+    batch, seq_len : int
+        Sequences per step and tokens per sequence (default ``min(2048, max positions)``).
+    dtype : str
+    optimizer : {"adamw", "sgd", None}
+    """
+    from hetsim.graph.capture_models import capture_catalog_training
+
+    spec = model_config(name)
+    if seq_len is None:
+        seq_len = min(2048, spec.max_positions)
+    _check_workload(spec, "prefill", batch, seq_len)
+    return capture_catalog_training(spec, batch=batch, seq_len=seq_len, dtype=dtype, optimizer=optimizer)

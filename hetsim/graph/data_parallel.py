@@ -20,11 +20,16 @@ from hetsim.graph.schema import add_op, new_graph, validate_graph
 from hetsim.graph.training import batch_slice
 
 
-def data_parallel(graph: nx.DiGraph, replicas: Sequence[str | Mapping[str, str]]) -> nx.DiGraph:
+def data_parallel(graph: nx.DiGraph, replicas: Sequence[str | Mapping[str, str]], *,
+                  slice_batch: bool = True) -> nx.DiGraph:
     """``len(replicas)`` copies of a training graph with their gradient all-reduces.
 
     Each replica is a unit name (every op of that replica runs there) or, for a graph whose ops
-    are pinned, a mapping from the graph's units to the replica's units.
+    are pinned, a mapping from the graph's units to the replica's units. ``slice_batch=False``
+    copies the graph as is: it is already one replica's share of the batch (a training step
+    captured at ``batch / D``, :func:`hetsim.graph.catalog.model_training_graph`), whose
+    gradients are op outputs that the updates read (their edges' bytes) rather than ``grad:``
+    buffers.
 
     Examples
     --------
@@ -48,29 +53,34 @@ def data_parallel(graph: nx.DiGraph, replicas: Sequence[str | Mapping[str, str]]
                          "training step (hetsim.graph.training.training_step)")
     out = new_graph(graph.graph.get("name", ""))
     out.graph.update(graph.graph, dp=n)  # batch: the whole step's, every replica
+    if not slice_batch and isinstance(graph.graph.get("batch"), int):
+        out.graph["batch"] = graph.graph["batch"] * n
     for r, units in enumerate(maps):
         for op, data in graph.nodes(data=True):
-            attrs = dict(data) if op in updates else batch_slice(data, n)
+            attrs = dict(data) if op in updates or not slice_batch else batch_slice(data, n)
             attrs["pin"] = units(data.get("pin"))
             if data["op"] == "collective" and "group" in data:
                 attrs.update(group=f"dp{r}/{data['group']}", ranks=tuple(units(u) for u in data["ranks"]))
             add_op(out, f"dp{r}/{op}", **attrs)
     for op in updates:
         data = graph.nodes[op]
-        grads = sum(v for k, v in data["weights"].items() if k.startswith("grad:"))
+        incoming = sum(graph.edges[p, op]["bytes"] for p in graph.predecessors(op))  # gradients as op outputs
+        grads = sum(v for k, v in data["weights"].items() if k.startswith("grad:")) or incoming
         group = f"dp_all_reduce:{op}"
         ranks = tuple(units(data.get("pin")) for units in maps)
         for r, unit in enumerate(ranks):
             add_op(out, f"{group}@{unit}", op="collective", collective="all_reduce", group=group, ranks=ranks,
                    comm_bytes=grads, pin=unit, dtype=data.get("dtype"), module=data.get("module", ""),
                    bytes_read=grads, bytes_written=grads, inplace_bytes=grads)
-            out.add_edge(f"{group}@{unit}", f"dp{r}/{op}", bytes=0)  # the update reads the reduced buffer
+            out.add_edge(f"{group}@{unit}", f"dp{r}/{op}", bytes=incoming)  # the update reads the reduced buffer
     for a, b, data in graph.edges(data=True):
         for r in range(n):
             if b in updates:  # gradients are complete: reduce them first
-                out.add_edge(f"dp{r}/{a}", f"dp_all_reduce:{b}@{maps[r](graph.nodes[b].get('pin'))}", bytes=0)
+                out.add_edge(f"dp{r}/{a}", f"dp_all_reduce:{b}@{maps[r](graph.nodes[b].get('pin'))}",
+                             bytes=data["bytes"])
             else:
-                out.add_edge(f"dp{r}/{a}", f"dp{r}/{b}", **dict(data, bytes=data["bytes"] / n))
+                out.add_edge(f"dp{r}/{a}", f"dp{r}/{b}",
+                             **dict(data, bytes=data["bytes"] / n if slice_batch else data["bytes"]))
     return validate_graph(out)
 
 

@@ -128,22 +128,34 @@ def _add_backward(graph: nx.DiGraph, out: nx.DiGraph, op: str, needs_grad: dict[
 
 def _add_update(graph: nx.DiGraph, out: nx.DiGraph, op: str, optimizer: str) -> None:
     data = graph.nodes[op]
-    params = parameters(data)
-    size = DTYPE_BYTES.get(data.get("dtype") or "fp32", 4)
+    # the update reads the accumulated gradient buffer, not grad.<op>'s output: an ordering edge
+    add_update(out, f"update.{op}", parameters(data), after=f"grad.{op}", optimizer=optimizer,
+               dtype=data.get("dtype"), module=data.get("module", ""))
+
+
+def add_update(out: nx.DiGraph, name: str, params: dict[str, float], *, after: str, optimizer: str = "adamw",
+               dtype: str | None = None, module: str = "", gradient_bytes: float = 0.0) -> None:
+    """Add the optimizer update ``name`` of ``params`` (name → bytes), run after op ``after``.
+
+    With ``gradient_bytes == 0`` (:func:`training_step`) the gradients are persistent ``grad:``
+    buffers the update reads; otherwise (a captured joint graph, whose gradients are outputs of
+    backward ops) the edge from ``after`` carries the gradient, alive until the update has run.
+    """
+    size = DTYPE_BYTES.get(dtype or "fp32", 4)
     count = sum(params.values()) / size
     weights = dict(params)
-    weights.update({f"grad:{name}": nbytes for name, nbytes in params.items()})
+    if not gradient_bytes:
+        weights.update({f"grad:{p}": nbytes for p, nbytes in params.items()})
     state = 0.0
     if optimizer == "adamw":
         for prefix in ("master", "adam_m", "adam_v"):
-            weights.update({f"{prefix}:{name}": nbytes / size * 4 for name, nbytes in params.items()})
+            weights.update({f"{prefix}:{p}": nbytes / size * 4 for p, nbytes in params.items()})
         state = 12.0 * count  # three fp32 tensors read and written
-    add_op(out, f"update.{op}", op="elementwise", target=f"optimizer.{optimizer}",
+    add_op(out, name, op="elementwise", target=f"optimizer.{optimizer}",
            flop=(12.0 if optimizer == "adamw" else 2.0) * count, dtype="fp32", shape=(math.floor(count),),
-           module=data.get("module", ""), weights=weights, bytes_read=2 * sum(params.values()) + state,
+           module=module, weights=weights, bytes_read=2 * sum(params.values()) + state,
            bytes_written=sum(params.values()) + state, inplace_bytes=sum(params.values()) + state)
-    # the update reads the accumulated gradient buffer, not grad.<op>'s output: an ordering edge
-    out.add_edge(f"grad.{op}", f"update.{op}", bytes=0)
+    out.add_edge(after, name, bytes=gradient_bytes)
 
 
 def batch_slice(data: dict, n: int) -> dict:

@@ -73,3 +73,36 @@ def test_full_size_gpt2_training_step_costs_three_forwards():
         return sum(d["flop"] for _, d in g.nodes(data=True) if d["op"] in ("matmul", "attention"))
 
     assert matrix(step) / matrix(forward) == pytest.approx(3.0, rel=0.05)  # measured 3.009
+
+
+@pytest.mark.parametrize("name", ["gpt2-tiny", "llama-tiny"])
+def test_the_optimizer_updates_every_parameter_once_after_its_gradient(name: str) -> None:
+    from hetsim.graph.catalog import model_training_graph
+
+    step = model_training_graph(name, batch=BATCH, seq_len=SEQ, dtype="bf16", optimizer="adamw")
+    model = build_model(name)
+    params = {}  # tied tensors once, by their first name
+    for key, p in model.named_parameters():
+        params.setdefault(key, p.numel())
+    updates = {op.removeprefix("update."): d for op, d in step.nodes(data=True) if op.startswith("update.")}
+    assert set(updates) == set(params)
+    tied = {key for key, p in model.named_parameters(remove_duplicate=False)} - set(params)
+    for param, d in updates.items():
+        (grad_op,) = step.predecessors(f"update.{param}")
+        assert grad_op.startswith(BACKWARD_PREFIX)  # a backward op computes the gradient
+        if grad_op.startswith(f"{BACKWARD_PREFIX}accumulate."):  # a tied weight: one gradient per use, summed
+            assert len(list(step.predecessors(grad_op))) == 2 and tied
+        assert step.edges[grad_op, f"update.{param}"]["bytes"] == 2 * params[param]  # bf16 gradient, alive until read
+        assert d["flop"] == 12 * params[param]  # AdamW, as training_step counts it
+        assert d["weights"][f"master:{param}"] == 4 * params[param] and f"grad:{param}" not in d["weights"]
+    assert step.graph["batch"] == BATCH and step.graph["phase"] == "train"
+    sgd = model_training_graph(name, batch=BATCH, seq_len=SEQ, optimizer="sgd")
+    assert sum(d["flop"] for op, d in sgd.nodes(data=True) if op.startswith("update.")) == 2 * sum(params.values())
+
+
+def test_an_unknown_optimizer_is_one_line() -> None:
+    from hetsim.errors import GraphError
+
+    with pytest.raises(GraphError, match=r"^capture_training.optimizer: got 'lion', expected one of adamw, sgd$"):
+        capture_training(build_model("gpt2-tiny"), (torch.zeros(1, 4, dtype=torch.long, device="meta"),),
+                         optimizer="lion")
