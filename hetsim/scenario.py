@@ -24,7 +24,8 @@ output folder gets ``summary.json`` (the serving metrics) and ``requests.csv``::
             batching: continuous, token_budget: 2048, max_batch: 256, slo: {ttft_s: 0.5, tpot_s: 0.05},
             tp: 1, seed: 0}    # optional too: kv_capacity_tokens, prefill_grid: [..], decode_grid: [[b, ctx], ..]
     # layouts: units: [gpu0, gpu1, gpu2, gpu3] with tp: 2 is two replicas; disaggregated pools:
-    #          prefill: {units: [h.gpu0, ...], tp: 8}, decode: {units: [a.gpu0, ...], tp: 4}
+    #          prefill: {units: [h.gpu0, ...], tp: 8}, decode: {units: [a.gpu0, ...], tp: 4,
+    #          power: {cap: 2400 W}}; power: {...} (sim.power options) for colocated instances
 
 Relative platform, graph and trace paths are resolved against the scenario file's folder.
 """
@@ -48,8 +49,8 @@ PARALLEL_KEYS = ("tp", "pp", "dp", "microbatches", "units")
 OUTPUT_KEYS = ("dir", "trace", "gantt", "ops_csv", "power")
 SERVE_KEYS = ("requests", "arrival", "rate_per_s", "cv", "prompt", "output", "trace", "batching", "token_budget",
               "max_batch", "slo", "tp", "seed", "kv_capacity_tokens", "prefill_grid", "decode_grid", "units",
-              "prefill", "decode")
-POOL_KEYS = ("units", "tp")
+              "prefill", "decode", "power")
+POOL_KEYS = ("units", "tp", "power")
 
 
 @dataclass(frozen=True)
@@ -273,9 +274,17 @@ def _serve_layout(out: dict) -> None:
             raise ScenarioError(f"serve.{role}: got {pool!r}, expected a mapping {{units: [unit names], tp: n}}")
         _check_keys(pool, f"serve.{role}", POOL_KEYS)
         out[role] = {"units": _unit_list(pool.get("units"), f"serve.{role}.units"),
-                     "tp": _positive_int(pool.get("tp", 1), f"serve.{role}.tp")}
+                     "tp": _positive_int(pool.get("tp", 1), f"serve.{role}.tp"),
+                     "power": _power(pool.get("power"), f"serve.{role}.power")}
+    out["power"] = _power(out.get("power"), "serve.power")
     if given and out.get("units") is not None:
         raise ScenarioError(f"serve.units: got {out['units']!r}, expected no serve.units with serve.prefill/decode")
+
+
+def _power(value: Any, field: str) -> dict | None:
+    if value is not None and not isinstance(value, Mapping):
+        raise ScenarioError(f"{field}: got {value!r}, expected a mapping of sim.power options such as {{cap: 2400 W}}")
+    return dict(value) if value is not None else None
 
 
 def serve_workload(serve: Mapping[str, Any]):

@@ -161,3 +161,14 @@ def test_the_shipped_serving_scenarios_load_and_the_split_one_runs_with_a_small_
     # every KV cache crosses InfiniBand: at least the 2.5 us of NIC and switch latency of the preset
     assert min(r.kv_transfer_s for r in recs if r.decode_on) > 2.5e-6
     assert run.summary["units"] == 3
+
+
+def test_a_pool_power_cap_from_a_scenario(tmp_path, capsys):
+    path = tmp_path / "split.yaml"
+    path.write_text(yaml.safe_dump(dict(SPLIT, outputs={"dir": str(tmp_path / "out")})))
+    assert main(["run", str(path), "--json", "--set", "serve.decode.power={cap: 100 W}"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["layout"].endswith("decode on 1 units (tp 1, power {'cap': '100 W'})")
+    assert main(["run", str(path), "--set", "serve.decode.power=100"]) == 2
+    assert capsys.readouterr().err.strip() == ("hetsim: error: serve.decode.power: got 100, expected a mapping of "
+                                               "sim.power options such as {cap: 2400 W}")

@@ -24,10 +24,13 @@ prompt add up to exactly the quadratic cost of prefilling it at once
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +38,6 @@ from hetsim.api import simulate
 from hetsim.errors import ScenarioError, field_error
 from hetsim.graph.catalog import model_config, model_graph
 from hetsim.graph.parallel import tensor_parallel
-from hetsim.report.metrics import data_energy_j, unit_energy_j
 from hetsim.spec.loader import load_platform
 from hetsim.spec.types import Platform
 
@@ -126,12 +128,13 @@ def _fit(rows: np.ndarray, y: np.ndarray) -> tuple[tuple[float, float, float], f
     return (float(coef[0]), float(coef[1]), float(coef[2])), err
 
 
-def _run(graph, platform: Platform, units: list[str]) -> tuple[float, float, float]:
-    """Makespan, energy of ``units`` (their ∫P dt plus all bytes moved) and parameter bytes.
+def _run(graph, platform: Platform, units: list[str], power: str) -> tuple[float, float, float]:
+    """Makespan, energy of the instance (its units' ∫P dt plus all bytes moved) and parameter bytes.
 
-    Units of the platform outside the instance are left out of the energy: they are not part of
-    this serving instance (another instance, or nothing, runs on them). Parameter bytes are the
-    resident inputs other than the graph inputs (token ids and the KV cache).
+    The graph runs on the platform without its other units (every memory, switch and link kept):
+    they are not part of this serving instance, so their power is neither counted nor under a
+    power cap. ``power`` is the ``sim.power`` mapping as JSON ("null": no power management).
+    Parameter bytes are the resident inputs other than the graph inputs (token ids, KV cache).
     """
     if len(units) > 1:
         graph = tensor_parallel(graph, units)
@@ -139,18 +142,19 @@ def _run(graph, platform: Platform, units: list[str]) -> tuple[float, float, flo
         graph = graph.copy()
         for _, data in graph.nodes(data=True):
             data["pin"] = units[0]
-    r = simulate(graph, platform, "eft")
-    per_unit = unit_energy_j(r.trace, platform)
-    energy = math.fsum(per_unit[u] for u in units) + math.fsum(data_energy_j(r.trace, platform).values())
+    instance = dataclasses.replace(platform, units=tuple(u for u in platform.units if u.name in units),
+                                   power_budget_w=None)
+    options = json.loads(power)
+    r = simulate(graph, instance, "eft", sim={"power": options} if options else None)
     weights = math.fsum(float(b) for _, d in graph.nodes(data=True) for name, b in (d.get("weights") or {}).items()
                         if not name.startswith(GRAPH_INPUTS))
-    return r.makespan_s, energy, weights
+    return r.makespan_s, r.energy_j, weights
 
 
 def fit_iteration_model(model: str, platform: str | Platform, *, tp: int = 1, units: Sequence[str] | None = None,
                         dtype: str = "bf16", prefill_grid: Sequence[int] = PREFILL_GRID,
                         decode_grid: Sequence[tuple[int, int]] = DECODE_GRID,
-                        phases: Sequence[str] = PHASES) -> IterationModel:
+                        phases: Sequence[str] = PHASES, power: Mapping[str, Any] | None = None) -> IterationModel:
     """Simulate the grid with :func:`hetsim.simulate` and fit the iteration model.
 
     Grid lengths above the model's maximum positions are clipped to it. Each phase's fit is cached
@@ -174,6 +178,9 @@ def fit_iteration_model(model: str, platform: str | Platform, *, tp: int = 1, un
         At least 3 points, not all with the same batch.
     phases : sequence of {"prefill", "decode"}
         The phases to fit; a phase left out has NaN coefficients (an instance that never runs it).
+    power : mapping, optional
+        ``sim.power`` options for the instance's iterations (:class:`hetsim.sim.power.PowerOptions`),
+        e.g. ``{"cap": "2400 W"}``: a cap on the instance's units' summed power, or a governor.
     """
     spec = model_config(model)
     plat = load_platform(platform)
@@ -200,7 +207,10 @@ def fit_iteration_model(model: str, platform: str | Platform, *, tp: int = 1, un
     fit = functools.partial(_phase_cached, platform) if isinstance(platform, str) else \
         functools.partial(_phase, plat)
     nan = (math.nan, math.nan, math.nan)
-    fits = {phase: fit(model, units, dtype, phase, pre if phase == "prefill" else dec) for phase in PHASES
+    if power is not None and not isinstance(power, Mapping):
+        raise field_error(ScenarioError, "serve.power", power, "a mapping of sim.power options such as {cap: 2400 W}")
+    options = json.dumps(dict(power) if power else None, sort_keys=True, default=str)
+    fits = {phase: fit(model, units, dtype, phase, pre if phase == "prefill" else dec, options) for phase in PHASES
             if phase in phases}
     (pt, pen, pe, weights) = fits.get("prefill", (nan, nan, 0.0, None))
     (dt, den, de, dweights) = fits.get("decode", (nan, nan, 0.0, None))
@@ -222,15 +232,15 @@ def _phase_cached(platform: str, *key) -> tuple:
     return _phase(load_platform(platform), *key)
 
 
-def _phase(plat: Platform, model: str, units: tuple[str, ...], dtype: str, phase: str,
-           grid: tuple) -> tuple[tuple[float, float, float], tuple[float, float, float], float, float]:
+def _phase(plat: Platform, model: str, units: tuple[str, ...], dtype: str, phase: str, grid: tuple,
+           power: str) -> tuple[tuple[float, float, float], tuple[float, float, float], float, float]:
     """One phase's (time coefficients, energy coefficients, worst relative time error, parameter bytes)."""
     if phase == "prefill":
-        runs = [_run(model_graph(model, phase="prefill", batch=1, seq_len=t, dtype=dtype), plat, list(units))
+        runs = [_run(model_graph(model, phase="prefill", batch=1, seq_len=t, dtype=dtype), plat, list(units), power)
                 for t in grid]
         rows = np.array([[1.0, t, t * t] for t in grid])
     else:
-        runs = [_run(model_graph(model, phase="decode", batch=b, seq_len=c, dtype=dtype), plat, list(units))
+        runs = [_run(model_graph(model, phase="decode", batch=b, seq_len=c, dtype=dtype), plat, list(units), power)
                 for b, c in grid]
         rows = np.array([[1.0, b, b * c] for b, c in grid])
     time_coef, err = _fit(rows, np.array([r[0] for r in runs]))

@@ -39,10 +39,13 @@ class ServeRun:
 
 def _describe(s: Mapping[str, Any]) -> str:
     if s.get("prefill"):
-        pools = [f"{role} on {len(s[role]['units'])} units (tp {s[role]['tp']})" for role in ("prefill", "decode")]
+        pools = [f"{role} on {len(s[role]['units'])} units (tp {s[role]['tp']}"
+                 + (f", power {s[role]['power']}" if s[role].get("power") else "") + ")"
+                 for role in ("prefill", "decode")]
         return "disaggregated: " + ", ".join(pools)
     units = s.get("units")
-    return f"tp {s['tp']}" + (f" on {len(units)} units" if units else "")
+    return (f"tp {s['tp']}" + (f" on {len(units)} units" if units else "")
+            + (f", power {s['power']}" if s.get("power") else ""))
 
 
 def run_serve(scenario: Scenario, *, out_dir: str | Path | None = None, progress=None) -> tuple[ServeRun, dict]:
@@ -52,7 +55,7 @@ def run_serve(scenario: Scenario, *, out_dir: str | Path | None = None, progress
     step("loading platform")
     platform = load_platform(scenario.platform)
     step(f"fitting {w['model']} iterations on {platform.name} ({_describe(s)}) and serving {s['requests']} requests")
-    extra = {key: s[key] for key in ("prefill_grid", "decode_grid", "units", "prefill", "decode")
+    extra = {key: s[key] for key in ("prefill_grid", "decode_grid", "units", "prefill", "decode", "power")
              if s.get(key) is not None}
     result = serve(w["model"], platform, serve_workload(s), batching=s["batching"], token_budget=s["token_budget"],
                    max_batch=s["max_batch"], slo=s.get("slo"), tp=s["tp"], seed=s["seed"], dtype=w["dtype"],

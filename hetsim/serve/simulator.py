@@ -161,6 +161,9 @@ class ServeResult:
 class Pool:
     """Units serving one phase of a disaggregated layout, as instances of ``tp`` consecutive units.
 
+    ``power`` is optional ``sim.power`` options for each instance's iterations, e.g.
+    ``{"cap": "2400 W"}`` (a cap on the summed power of the instance's units) or a governor.
+
     Examples
     --------
     >>> Pool(("h.gpu0", "h.gpu1", "h.gpu2", "h.gpu3"), tp=2).instances()
@@ -169,6 +172,7 @@ class Pool:
 
     units: tuple[str, ...]
     tp: int = 1
+    power: Mapping[str, Any] | None = None
 
     def instances(self) -> list[tuple[str, ...]]:
         return [tuple(self.units[i:i + self.tp]) for i in range(0, len(self.units), self.tp)]
@@ -183,12 +187,13 @@ def _pool(raw: Pool | Mapping | Sequence | None, name: str, plat: Platform, tp: 
     """A checked pool: units of ``plat`` (distinct), a count divisible by ``tp``."""
     if raw is None:
         return None
+    power = None
     if isinstance(raw, Pool):
-        units, tp = raw.units, raw.tp
+        units, tp, power = raw.units, raw.tp, raw.power
     elif isinstance(raw, Mapping):
-        if not set(raw) <= {"units", "tp"} or "units" not in raw:
-            raise field_error(ScenarioError, name, dict(raw), "a mapping {units: [unit names], tp: n}")
-        units, tp = raw["units"], raw.get("tp", 1)
+        if not set(raw) <= {"units", "tp", "power"} or "units" not in raw:
+            raise field_error(ScenarioError, name, dict(raw), "a mapping {units: [unit names], tp: n, power: {...}}")
+        units, tp, power = raw["units"], raw.get("tp", 1), raw.get("power")
     else:
         units = raw
     known = {u.name for u in plat.units}
@@ -198,7 +203,22 @@ def _pool(raw: Pool | Mapping | Sequence | None, name: str, plat: Platform, tp: 
     _check(f"{name}.tp", tp)
     if len(units) % tp:
         raise field_error(ScenarioError, f"{name}.tp", tp, f"a divisor of the {len(units)} units listed")
-    return Pool(tuple(units), tp)
+    _check_power(power, f"{name}.power")
+    return Pool(tuple(units), tp, dict(power) if power else None)
+
+
+def _check_power(power: Any, name: str) -> None:
+    """``sim.power`` options, their one-line errors named after the pool's field."""
+    from hetsim.sim.power import PowerOptions
+
+    if power is None:
+        return
+    try:
+        options = PowerOptions.parse(power)
+    except ScenarioError as exc:
+        raise ScenarioError(str(exc).replace("sim.power", name, 1)) from None
+    if options.cap_budget:
+        raise field_error(ScenarioError, f"{name}.cap", "budget", "watts (an instance has no package budget)")
 
 
 def _hardware(plat: Platform, units: tuple[str, ...]) -> str:
@@ -219,7 +239,8 @@ def _hardware(plat: Platform, units: tuple[str, ...]) -> str:
 def serve(model: str, platform: str | Platform, workload: Workload | list[Request], *, batching: str = "continuous",
           token_budget: int = 2048, max_batch: int = 256, slo: Mapping[str, float] | None = None, tp: int = 1,
           units: Sequence[str] | None = None, prefill: Pool | Mapping | None = None,
-          decode: Pool | Mapping | None = None, seed: int = 0, dtype: str = "bf16",
+          decode: Pool | Mapping | None = None, power: Mapping[str, Any] | None = None, seed: int = 0,
+          dtype: str = "bf16",
           kv_capacity_tokens: int | None = None, prefill_grid: tuple[int, ...] = PREFILL_GRID,
           decode_grid: tuple[tuple[int, int], ...] = DECODE_GRID) -> ServeResult:
     """Simulate serving ``workload`` with ``model`` on ``platform``.
@@ -243,8 +264,10 @@ def serve(model: str, platform: str | Platform, workload: Workload | list[Reques
     units : sequence of str, optional
         Colocated: the units to serve on, ``len(units) / tp`` replicas (default: the platform's
         first ``tp`` units, one instance).
-    prefill, decode : Pool or mapping ``{units: [...], tp: n}``, optional
+    prefill, decode : Pool or mapping ``{units: [...], tp: n, power: {...}}``, optional
         Give both for a disaggregated layout (then not ``units``).
+    power : mapping, optional
+        ``sim.power`` options of the colocated instances (pools carry their own).
     seed : int
         Seed of the workload's random draws.
     dtype : str
@@ -276,16 +299,16 @@ def serve(model: str, platform: str | Platform, workload: Workload | list[Reques
     if not requests:
         raise field_error(ScenarioError, "serve.workload", requests, "at least one request")
     plat = load_platform(platform)
-    layout = _layout(plat, tp, units, prefill, decode, batching)
+    layout = _layout(plat, tp, units, prefill, decode, batching, power)
     fits: dict[tuple, IterationModel] = {}
     instances = []
-    for role, names in layout:
+    for role, names, options in layout:
         phases = ("prefill", "decode") if role == "both" else (role,)
-        key = (_hardware(plat, names), phases)
+        key = (_hardware(plat, names), phases, repr(sorted((options or {}).items())))
         if key not in fits:
             fits[key] = fit_iteration_model(model, platform if isinstance(platform, str) else plat, units=names,
                                             dtype=dtype, prefill_grid=prefill_grid, decode_grid=decode_grid,
-                                            phases=phases)
+                                            phases=phases, power=options)
         im = fits[key]
         index = sum(1 for i in instances if i.role == role)
         idle = math.fsum(plat.unit(u).nominal.static_power_w for u in names)
@@ -316,9 +339,9 @@ def _record(x: Live) -> RequestRecord:
                          x.preemptions, x.prefill_on, x.decode_on, x.transfer_s)
 
 
-def _layout(plat: Platform, tp: int, units: Sequence[str] | None, prefill, decode,
-            batching: str) -> list[tuple[str, tuple[str, ...]]]:
-    """(role, units) of every instance, checked: pools of distinct units, both or neither pool."""
+def _layout(plat: Platform, tp: int, units: Sequence[str] | None, prefill, decode, batching: str,
+            power: Mapping[str, Any] | None) -> list[tuple[str, tuple[str, ...], Mapping[str, Any] | None]]:
+    """(role, units, power options) of every instance, checked: pools of distinct units, both or neither pool."""
     p = _pool(prefill, "serve.prefill", plat)
     d = _pool(decode, "serve.decode", plat)
     if (p is None) != (d is None):
@@ -331,12 +354,15 @@ def _layout(plat: Platform, tp: int, units: Sequence[str] | None, prefill, decod
                                   f"an integer in 1..{len(plat.units)} (units of {plat.name})")
             units = [u.name for u in plat.units[:tp]]
         pool = _pool({"units": list(units), "tp": tp}, "serve", plat)
-        return [("both", names) for names in pool.instances()]
+        _check_power(power, "serve.power")
+        return [("both", names, power) for names in pool.instances()]
     if units is not None:
         raise field_error(ScenarioError, "serve.units", list(units), "no units with prefill/decode pools")
+    if power is not None:
+        raise field_error(ScenarioError, "serve.power", power, "none with prefill/decode pools (give each its own)")
     if batching != "continuous":
         raise field_error(ScenarioError, "serve.batching", batching, "'continuous' with prefill/decode pools")
     shared = set(p.units) & set(d.units)
     if shared:
         raise field_error(ScenarioError, "serve.decode.units", sorted(shared), "units not in serve.prefill.units")
-    return [("prefill", n) for n in p.instances()] + [("decode", n) for n in d.instances()]
+    return [("prefill", n, p.power) for n in p.instances()] + [("decode", n, d.power) for n in d.instances()]

@@ -136,3 +136,27 @@ def test_a_pool_fits_only_the_phase_it_runs(gh200):
     assert decode_only.iteration([], 4, 100) == cpu.iteration([], 4, 100)
     with pytest.raises(ValueError, match="no prefill fit"):
         decode_only.iteration([16])
+
+
+def test_a_power_cap_on_a_pool_slows_its_compute_bound_iterations_and_saves_energy():
+    grid = {"prefill_grid": (256, 512, 1024), "decode_grid": ((1, 256), (16, 256), (32, 512))}
+    free = fit_iteration_model("gpt2", "h100-sxm", phases=("prefill",), **grid)
+    capped = fit_iteration_model("gpt2", "h100-sxm", phases=("prefill",), power={"cap": "200 W"}, **grid)
+    t_free, e_free = free.iteration([1024])
+    t_cap, e_cap = capped.iteration([1024])
+    assert t_cap > t_free and e_cap < e_free  # the GPU steps down a power state under the cap
+    reqs = [Request(0, 0.0, 1000, 2)]
+    res = serve("gpt2", "h100-sxm", reqs, power={"cap": "200 W"}, **grid)
+    assert res.iteration_model.prefill_time == capped.prefill_time  # colocated instances take serve(power=...)
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({**SPLIT, "decode": {"units": ["cpu"], "power": {"cap": "budget"}}}, "serve.decode.power.cap: got 'budget'"),
+    ({**SPLIT, "prefill": {"units": ["gpu"], "power": {"colour": 1}}}, "serve.prefill.power.colour: unknown option"),
+    ({**SPLIT, "power": {"cap": "300 W"}}, "serve.power: got {'cap': '300 W'}, expected none with prefill/decode"),
+    ({"power": {"governor": "turbo"}}, "serve.power.governor: got 'turbo'"),
+])
+def test_bad_power_options_are_one_line(kw, message):
+    with pytest.raises(ScenarioError) as info:
+        serve(MODEL, "gh200", [Request(0, 0.0, 8, 2)], dtype="fp32", **GRID, **kw)
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
