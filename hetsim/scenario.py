@@ -8,9 +8,9 @@
     # workload.phase: train runs one training step; workload.parallel: {tp: 8, pp: 4, dp: 2,
     # microbatches: 8, units: [...]} splits it (tensor, pipeline 1F1B, data parallel; units
     # default to the platform's first accelerators). workload.backward: captured (the default
-    # without tp/pp: autograd's joint graph, hetsim.graph.catalog.model_training_graph, each data-
-    # parallel replica captured at batch / dp) or estimated (the default with tp/pp: backward ops
-    # built from the forward graph with cited per-kind FLOP multipliers, hetsim.graph.training)
+    # without tp: autograd's joint graph, hetsim.graph.catalog.model_training_graph, captured at
+    # one microbatch of one replica) or estimated (the default with tp: backward ops built from
+    # the forward graph with cited per-kind FLOP multipliers, hetsim.graph.training)
     scheduler: eft                  # or {name: eft, options: {...}}
     sim: {contention: none}
     outputs: {dir: out/quickstart, trace: true, gantt: true, ops_csv: true}
@@ -172,7 +172,7 @@ def parse_scenario(data: Any, *, base: Path | None = None, default_name: str = "
 def _backward(workload: dict) -> None:
     """``workload.backward``: checked, and defaulted for ``phase: train`` (captured unless tp or pp split it)."""
     par = workload.get("parallel") or {}
-    split = par.get("tp", 1) > 1 or par.get("pp", 1) > 1
+    split = par.get("tp", 1) > 1
     if workload["phase"] != "train":
         if "backward" in workload:
             raise ScenarioError(f"workload.backward: got {workload['backward']!r}, expected it only with "
@@ -182,12 +182,12 @@ def _backward(workload: dict) -> None:
     if backward not in BACKWARDS:
         raise ScenarioError(f"workload.backward: got {backward!r}, expected one of {', '.join(BACKWARDS)}")
     if backward == "captured" and split:
-        raise ScenarioError("workload.backward: got 'captured', expected 'estimated' with tensor or pipeline "
-                            "parallelism (the tp/pp transforms split forward-built training steps only)")
-    dp = par.get("dp", 1)
-    if backward == "captured" and workload["batch"] % dp:
+        raise ScenarioError("workload.backward: got 'captured', expected 'estimated' with tensor parallelism "
+                            "(the tensor-parallel transform splits forward-built training steps only)")
+    share = par.get("dp", 1) * (par.get("microbatches", 1) if par.get("pp", 1) > 1 else 1)
+    if backward == "captured" and workload["batch"] % share:
         raise ScenarioError(f"workload.batch: got {workload['batch']}, expected a multiple of "
-                            f"workload.parallel.dp ({dp}): each replica is captured at batch / dp")
+                            f"dp x microbatches ({share}): each microbatch of each replica is captured at its size")
 
 
 def _number(value: Any, field: str) -> float:
@@ -363,17 +363,32 @@ def layout(graph, workload: Mapping[str, Any], platform):
 
 
 def captured_step(workload: Mapping[str, Any], platform):
-    """A training step captured from autograd's joint graph; data-parallel replicas captured at batch / dp."""
+    """A training step captured from autograd's joint graph at one microbatch of one replica, then laid out.
+
+    Pipeline stages (1F1B over the microbatches) and data-parallel replicas copy that graph
+    without slicing it again.
+    """
     from hetsim.graph.catalog import model_training_graph
     from hetsim.graph.data_parallel import data_parallel
+    from hetsim.graph.pipeline import pipeline_parallel
 
     par = workload.get("parallel") or {}
-    dp = par.get("dp", 1)
-    graph = model_training_graph(workload["model"], batch=workload["batch"] // dp, seq_len=workload["seq_len"],
+    dp, pp = par.get("dp", 1), par.get("pp", 1)
+    m = par.get("microbatches", 1) if pp > 1 else 1
+    graph = model_training_graph(workload["model"], batch=workload["batch"] // (dp * m), seq_len=workload["seq_len"],
                                  dtype=workload["dtype"])
-    if dp == 1:
+    if dp * pp == 1:
         return graph
-    return data_parallel(graph, parallel_units(par, platform), slice_batch=False)
+    units = parallel_units(par, platform)
+    groups = [[[u] for u in units[r * pp:(r + 1) * pp]] for r in range(dp)]
+    if pp > 1:
+        graph = pipeline_parallel(graph, groups[0], microbatches=m, slice_batch=False)
+        if dp == 1:
+            return graph
+        first = [u for stage in groups[0] for u in stage]
+        return data_parallel(graph, [dict(zip(first, [u for stage in replica for u in stage], strict=True))
+                                     for replica in groups], slice_batch=False)
+    return data_parallel(graph, [replica[0][0] for replica in groups], slice_batch=False)
 
 
 def _finish(data: Mapping, *, name_default: str, platform: Any, workload: dict,

@@ -48,6 +48,26 @@ def test_data_parallel_replicas_are_captured_at_their_share_of_the_batch(tmp_pat
     assert flops(g, "dp0/") == flops(one)  # replica 0 is the batch-2 step, not a slice of the batch-4 one
 
 
+def test_pipeline_stages_of_a_captured_step_carry_what_the_estimated_step_puts_there(tmp_path):
+    from hetsim.graph.pipeline import stages_of
+    from hetsim.graph.training import training_step
+
+    result, _ = run_scenario(scenario(tmp_path, parallel={"pp": 2, "microbatches": 2}))
+    g = result.graph
+    one = model_training_graph("llama-tiny", batch=2, seq_len=32)  # one microbatch
+    assert g.graph["batch"] == 4 and flops(g) == pytest.approx(2 * flops(one) - flops(one, "update."))
+    by_unit = {}
+    for _, d in g.nodes(data=True):
+        by_unit[d["pin"]] = by_unit.get(d["pin"], 0.0) + d["flop"]
+    # the same split of the work as the estimated step's stages (layers 0 | layer 1, head and loss)
+    estimated = training_step(model_graph("llama-tiny", batch=4, seq_len=32))
+    stage = stages_of(estimated, 2)
+    share = sum(d["flop"] for op, d in estimated.nodes(data=True) if stage[op] == 0) / flops(estimated)
+    assert by_unit["gpu0"] / (by_unit["gpu0"] + by_unit["gpu1"]) == pytest.approx(share, abs=0.02)
+    updates = {op.split("@")[0]: d["pin"] for op, d in g.nodes(data=True) if op.startswith("update.")}
+    assert updates["update.layers.0.mlp.up_proj.weight"] == "gpu0" and updates["update.lm_head.weight"] == "gpu1"
+
+
 def test_tensor_parallel_training_keeps_the_estimated_backward(tmp_path):
     s = scenario(tmp_path, parallel={"tp": 2})
     assert s.workload["backward"] == "estimated"
@@ -59,7 +79,8 @@ def test_tensor_parallel_training_keeps_the_estimated_backward(tmp_path):
     ({"backward": "captured", "parallel": {"tp": 2}}, "workload.backward: got 'captured', expected 'estimated'"),
     ({"backward": "exact"}, "workload.backward: got 'exact', expected one of captured, estimated"),
     ({"phase": "prefill", "backward": "captured"}, "workload.backward: got 'captured', expected it only with"),
-    ({"batch": 3, "parallel": {"dp": 2}}, "workload.batch: got 3, expected a multiple of workload.parallel.dp"),
+    ({"batch": 3, "parallel": {"dp": 2}}, "workload.batch: got 3, expected a multiple of dp x microbatches (2)"),
+    ({"batch": 4, "parallel": {"pp": 2, "microbatches": 8}}, "workload.batch: got 4, expected a multiple of dp x"),
 ])
 def test_bad_backward_settings_exit_2_with_one_line(tmp_path, capsys, workload, message):
     w = {"model": "llama-tiny", "phase": "train", "batch": 4, "seq_len": 32, **workload}

@@ -311,11 +311,13 @@ def add_fx_ops(g: nx.DiGraph, graph: Any, persistent: dict[str, str], *, loss: s
     training step's joint graph (:mod:`hetsim.graph.capture_train`), the nodes after the ``loss``
     node get ``backward_prefix`` in their names, and with ``infer_modules`` an op without an
     ``nn_module_stack`` (aot_autograd keeps none) takes the module of the first parameter it reads,
-    else of its first input.
+    else of its first input (for a backward op, its first forward input — a saved activation —
+    before any gradient, so a weight gradient belongs to the layer whose input it reads).
     """
     kept: dict[str, str] = {}  # fx node name -> op name
     modules: dict[str, str] = {}
     view_roots: dict[str, dict[str, int]] = {}
+    in_backward: set[str] = set()
     backward = False
     for node in graph.nodes:
         if node.op != "call_function":
@@ -335,8 +337,10 @@ def add_fx_ops(g: nx.DiGraph, graph: Any, persistent: dict[str, str], *, loss: s
                 weights[persistent[a.name]] = _dense_bytes(a.meta.get("val"))
             weights.update(view_roots.get(a.name, {}))
         module = _module_path(node)
-        if not module and infer_modules:
-            module = _owner(weights) or next((modules[a.name] for a in inputs if modules.get(a.name)), "")
+        if not module and infer_modules:  # a backward op prefers a saved activation's module to a gradient's
+            ranked = sorted((a for a in inputs if modules.get(a.name)),
+                            key=lambda a: backward and a.name in in_backward)
+            module = _owner(weights) or next((modules[a.name] for a in ranked), "")
         free = kind == "view"
         if free:
             view_roots[node.name] = weights
@@ -357,6 +361,8 @@ def add_fx_ops(g: nx.DiGraph, graph: Any, persistent: dict[str, str], *, loss: s
                shape=tuple(int(d) for d in _tensors(out_val)[0].shape), module=module)
         kept[node.name] = op
         modules[node.name] = module
+        if backward:
+            in_backward.add(node.name)
         for a in inputs:
             if a.op != "placeholder":
                 flowing = out_val if op_name == "getitem" else a.meta.get("val")

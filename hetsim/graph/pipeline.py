@@ -13,7 +13,11 @@ cross from rank i of one stage to rank i of the next.
 
 Ops are staged by the layer index in their module (``layers.N``, ``h.N``); ops outside the
 layers go with the stage of their inputs (the embedding and rotary tables with the first, the
-final norm, head and loss with the last); backward and update ops with their forward op.
+final norm, head and loss with the last); backward and update ops with their forward op. In a
+step captured from autograd's joint graph (:func:`hetsim.graph.catalog.model_training_graph`)
+backward ops have no forward twin: they are staged by their own module's layer, else with the
+earliest stage among their gradient inputs (a gradient flows from later stages to earlier ones),
+and each update with the op computing its gradient.
 """
 
 from __future__ import annotations
@@ -49,14 +53,29 @@ def stages_of(graph: nx.DiGraph, n_stages: int) -> dict[str, int]:
     if n_stages > n_layers:
         raise GraphError(f"pipeline_parallel.stages: got {n_stages} stages, expected at most the {n_layers} layers")
     stage: dict[str, int] = {}
-    for op in nx.topological_sort(graph):
+    floating: list[str] = []  # ops placed by no input: they go with their first reader, below
+    order = list(nx.topological_sort(graph))
+    for op in order:
         base = forward_of(op)
+        preds = [p for p in graph.predecessors(op) if p in stage]
         if base in layer:
             stage[op] = layer[base] * n_stages // n_layers
         elif base != op and base in stage:
             stage[op] = stage[base]
+        elif base != op and op in layer:  # a captured backward op: its own layer
+            stage[op] = layer[op] * n_stages // n_layers
+        elif base != op and preds:  # a captured backward op outside the layers, or an update: the earliest
+            # stage of its gradient inputs (gradients flow back; saved activations and constants such as
+            # labels do not place it), else the latest of its forward inputs
+            grads = [stage[p] for p in preds if forward_of(p) != p]
+            stage[op] = min(grads) if grads else max(stage[p] for p in preds)
+        elif base == op and any(forward_of(p) == p for p in preds):
+            stage[op] = max(stage[p] for p in preds if forward_of(p) == p)
         else:
-            stage[op] = max((stage[p] for p in graph.predecessors(op) if forward_of(p) == p), default=0)
+            floating.append(op)
+    for op in reversed(floating):  # a weight's view, a table, the loss gradient's seed: with its first reader
+        readers = [stage[q] for q in graph.successors(op) if q in stage]
+        stage[op] = min(readers, default=0 if forward_of(op) == op else n_stages - 1)
     return stage
 
 
@@ -94,11 +113,14 @@ def one_f_one_b(n_stages: int, microbatches: int) -> list[tuple[int, str, int]]:
 
 
 def pipeline_parallel(graph: nx.DiGraph, stages: Sequence[Sequence[str]], microbatches: int = 1,
-                      rules: TPRules | None = None) -> nx.DiGraph:
+                      rules: TPRules | None = None, *, slice_batch: bool = True) -> nx.DiGraph:
     """A training graph over ``len(stages)`` pipeline stages of ``len(stages[0])`` tensor-parallel units.
 
     Microbatch ``k`` of op ``x`` is ``x#k`` (then ``x#k@unit`` after the tensor split); updates
-    keep their name.
+    keep their name. ``slice_batch=False`` copies the ops as they are: the graph is already one
+    microbatch (a step captured at ``batch / microbatches``). A gradient that flows into an
+    update as an op output (a captured step) is accumulated: the first microbatch's edge carries
+    its bytes, keeping one gradient buffer alive until the update, the others only order.
 
     Examples
     --------
@@ -127,19 +149,22 @@ def pipeline_parallel(graph: nx.DiGraph, stages: Sequence[Sequence[str]], microb
             blocks.setdefault((stage[op], "B" if op.startswith("grad.") else "F"), []).append(op)
     out = new_graph(graph.graph.get("name", ""))
     out.graph.update(graph.graph, pp=n, microbatches=m)  # batch: the whole step's, all microbatches
+    if not slice_batch and isinstance(graph.graph.get("batch"), int):
+        out.graph["batch"] = graph.graph["batch"] * m
     for s, kind, k in one_f_one_b(n, m):
         for op in blocks.get((s, kind), []):
-            add_op(out, f"{op}#{k}", **batch_slice(graph.nodes[op], m))
+            add_op(out, f"{op}#{k}", **(batch_slice(graph.nodes[op], m) if slice_batch else graph.nodes[op]))
     for op in topo:
         if op.startswith("update."):
             add_op(out, op, **graph.nodes[op])
     for a, b, data in graph.edges(data=True):
         if b.startswith("update."):
             for k in range(m):
-                out.add_edge(f"{a}#{k}", b, **data)
+                out.add_edge(f"{a}#{k}", b, **dict(data, bytes=data["bytes"] if k == 0 else 0))
         else:
             for k in range(m):
-                out.add_edge(f"{a}#{k}", f"{b}#{k}", **dict(data, bytes=data["bytes"] / m))
-    units = {op: list(stages[stage[forward_of(op.split("#")[0])]]) for op in out}
+                out.add_edge(f"{a}#{k}", f"{b}#{k}", **dict(data, bytes=data["bytes"] / m if slice_batch else
+                                                              data["bytes"]))
+    units = {op: list(stages[stage[op.split("#")[0]]]) for op in out}
     return tensor_parallel(out, units, rules)
 
