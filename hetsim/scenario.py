@@ -17,15 +17,8 @@
 
 A top-level ``serve:`` section runs request-level serving (:func:`hetsim.serve.serve`) instead of
 one op graph; ``workload.model``/``dtype`` name the model, ``platform`` the hardware, and the
-output folder gets ``summary.json`` (the serving metrics) and ``requests.csv``::
-
-    serve: {requests: 1000, arrival: poisson, rate_per_s: 8, cv: 1,      # or arrival: trace, trace: f.csv
-            prompt: {dist: lognormal, mean: 512, sigma: 0.5, max: 4096}, output: {dist: fixed, value: 128},
-            batching: continuous, token_budget: 2048, max_batch: 256, slo: {ttft_s: 0.5, tpot_s: 0.05},
-            tp: 1, seed: 0}    # optional too: kv_capacity_tokens, prefill_grid: [..], decode_grid: [[b, ctx], ..]
-    # layouts: units: [gpu0, gpu1, gpu2, gpu3] with tp: 2 is two replicas; disaggregated pools:
-    #          prefill: {units: [h.gpu0, ...], tp: 8}, decode: {units: [a.gpu0, ...], tp: 4,
-    #          power: {cap: 2400 W}}; power: {...} (sim.power options) for colocated instances
+output folder gets ``summary.json`` (the serving metrics) and ``requests.csv``. Its fields are in
+:mod:`hetsim.serve.section`.
 
 Relative platform, graph and trace paths are resolved against the scenario file's folder.
 """
@@ -47,10 +40,6 @@ WORKLOAD_KEYS = ("model", "graph", "phase", "batch", "seq_len", "dtype", "parall
 BACKWARDS = ("captured", "estimated")
 PARALLEL_KEYS = ("tp", "pp", "dp", "microbatches", "units")
 OUTPUT_KEYS = ("dir", "trace", "gantt", "ops_csv", "power")
-SERVE_KEYS = ("requests", "arrival", "rate_per_s", "cv", "prompt", "output", "trace", "batching", "token_budget",
-              "max_batch", "slo", "tp", "seed", "kv_capacity_tokens", "prefill_grid", "decode_grid", "units",
-              "prefill", "decode", "power")
-POOL_KEYS = ("units", "tp", "power")
 
 
 @dataclass(frozen=True)
@@ -112,13 +101,13 @@ def _mapping(data: Mapping, key: str, required: bool) -> dict:
     return dict(value)
 
 
-def _check_keys(section: Mapping, name: str, allowed: tuple[str, ...]) -> None:
+def check_keys(section: Mapping, name: str, allowed: tuple[str, ...]) -> None:
     for key in section:
         if key not in allowed:
             raise ScenarioError(f"{name}.{key}: unknown field, expected one of {', '.join(allowed)}")
 
 
-def _positive_int(value: Any, field: str) -> int:
+def positive_int(value: Any, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ScenarioError(f"{field}: got {value!r}, expected a positive integer")
     return value
@@ -128,7 +117,7 @@ def parse_scenario(data: Any, *, base: Path | None = None, default_name: str = "
     """Check a scenario mapping and return a :class:`Scenario` (one-line errors)."""
     if not isinstance(data, Mapping):
         raise ScenarioError(f"scenario: got {data!r}, expected a mapping with keys {', '.join(TOP_KEYS)}")
-    _check_keys(data, "scenario", TOP_KEYS)
+    check_keys(data, "scenario", TOP_KEYS)
     if data.get("platform") is None:
         raise ScenarioError("platform: missing, this field is required")
     platform = data["platform"]
@@ -136,9 +125,11 @@ def parse_scenario(data: Any, *, base: Path | None = None, default_name: str = "
         candidate = base / platform
         platform = str(candidate) if candidate.is_file() else platform
     workload = _mapping(data, "workload", required=True)
-    _check_keys(workload, "workload", WORKLOAD_KEYS)
+    check_keys(workload, "workload", WORKLOAD_KEYS)
     if data.get("serve") is not None:
-        serve = _serve(data["serve"], base)
+        from hetsim.serve.section import parse_serve
+
+        serve = parse_serve(data["serve"], base)
         for key in ("graph", "parallel"):
             if key in workload:
                 raise ScenarioError(f"workload.{key}: got {workload[key]!r}, expected no workload.{key} with "
@@ -160,10 +151,10 @@ def parse_scenario(data: Any, *, base: Path | None = None, default_name: str = "
     if not workload.get("model"):
         raise ScenarioError("workload.model: missing, this field is required (or give workload.graph)")
     workload.setdefault("phase", "prefill")
-    workload["batch"] = _positive_int(workload.get("batch", 1), "workload.batch")
+    workload["batch"] = positive_int(workload.get("batch", 1), "workload.batch")
     if "seq_len" not in workload:
         raise ScenarioError("workload.seq_len: missing, this field is required")
-    workload["seq_len"] = _positive_int(workload["seq_len"], "workload.seq_len")
+    workload["seq_len"] = positive_int(workload["seq_len"], "workload.seq_len")
     workload.setdefault("dtype", "bf16")
     _backward(workload)
     return _finish(data, name_default=default_name, platform=platform, workload=workload)
@@ -190,119 +181,19 @@ def _backward(workload: dict) -> None:
                             f"dp x microbatches ({share}): each microbatch of each replica is captured at its size")
 
 
-def _number(value: Any, field: str) -> float:
+def positive_number(value: Any, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
         raise ScenarioError(f"{field}: got {value!r}, expected a positive number")
     return float(value)
-
-
-def _serve(raw: Any, base: Path | None) -> dict:
-    """Check the ``serve:`` section (one-line errors naming ``serve.<field>``); return its fields."""
-    from hetsim.serve.simulator import BATCHING
-    from hetsim.serve.workload import ARRIVALS, make_requests
-
-    if not isinstance(raw, Mapping):
-        raise ScenarioError(f"serve: got {raw!r}, expected a mapping such as {{requests: 100, rate_per_s: 8}}")
-    _check_keys(raw, "serve", SERVE_KEYS)
-    out = dict(raw)
-    trace = out.get("trace")
-    if trace is not None:
-        if not isinstance(trace, str):
-            raise ScenarioError(f"serve.trace: got {trace!r}, expected a CSV file path")
-        path = Path(trace)
-        out["trace"] = str(base / path if base is not None and not path.is_absolute() else path)
-    out.setdefault("arrival", "trace" if trace is not None else "poisson")
-    if out["arrival"] not in ARRIVALS:
-        raise ScenarioError(f"serve.arrival: got {out['arrival']!r}, expected one of {', '.join(ARRIVALS)}")
-    out["requests"] = _positive_int(out.get("requests", 100), "serve.requests")
-    out["rate_per_s"] = _number(out.get("rate_per_s", 1.0), "serve.rate_per_s")
-    out["cv"] = _number(out.get("cv", 1.0), "serve.cv")
-    if out.get("batching", "continuous") not in BATCHING:
-        raise ScenarioError(f"serve.batching: got {out['batching']!r}, expected one of {', '.join(BATCHING)}")
-    out.setdefault("batching", "continuous")
-    for key, default in (("token_budget", 2048), ("max_batch", 256), ("tp", 1)):
-        out[key] = _positive_int(out.get(key, default), f"serve.{key}")
-    if out.get("kv_capacity_tokens") is not None:
-        out["kv_capacity_tokens"] = _positive_int(out["kv_capacity_tokens"], "serve.kv_capacity_tokens")
-    seed = out.setdefault("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ScenarioError(f"serve.seed: got {seed!r}, expected an integer")
-    slo = out.get("slo")
-    if slo is not None:
-        if not isinstance(slo, Mapping) or not slo or not set(slo) <= {"ttft_s", "tpot_s"}:
-            raise ScenarioError(f"serve.slo: got {slo!r}, expected a mapping with keys ttft_s and/or tpot_s")
-        out["slo"] = {key: _number(value, f"serve.slo.{key}") for key, value in slo.items()}
-    grid = out.get("prefill_grid")
-    if grid is not None:
-        if not isinstance(grid, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in grid):
-            raise ScenarioError(f"serve.prefill_grid: got {grid!r}, expected a list of prompt lengths")
-        out["prefill_grid"] = tuple(grid)
-    grid = out.get("decode_grid")
-    if grid is not None:
-        if not isinstance(grid, list) or not all(
-                isinstance(p, list) and len(p) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in p)
-                for p in grid):
-            raise ScenarioError(f"serve.decode_grid: got {grid!r}, expected a list of [batch, context] pairs")
-        out["decode_grid"] = tuple(tuple(p) for p in grid)
-    _serve_layout(out)
-    workload = serve_workload(out)
-    try:  # draws the requests once (cheap) so bad lengths or a bad trace fail here, named serve.*
-        make_requests(workload, out["seed"])
-    except ScenarioError as exc:
-        text = str(exc).replace("workload.n_requests", "serve.requests")
-        raise ScenarioError(text.replace("workload.", "serve.", 1) if text.startswith("workload.") else text) from None
-    return out
-
-
-def _unit_list(value: Any, field: str) -> list[str]:
-    if not isinstance(value, list) or not value or not all(isinstance(u, str) for u in value):
-        raise ScenarioError(f"{field}: got {value!r}, expected a non-empty list of unit names")
-    return list(value)
-
-
-def _serve_layout(out: dict) -> None:
-    """``serve.units`` (colocated replicas) or ``serve.prefill`` + ``serve.decode`` pools ``{units, tp}``."""
-    if out.get("units") is not None:
-        out["units"] = _unit_list(out["units"], "serve.units")
-    given = [role for role in ("prefill", "decode") if out.get(role) is not None]
-    if len(given) == 1:
-        missing = ({"prefill", "decode"} - set(given)).pop()
-        raise ScenarioError(f"serve.{missing}: missing, expected it with serve.{given[0]} (disaggregation needs both)")
-    for role in given:
-        pool = out[role]
-        if not isinstance(pool, Mapping):
-            raise ScenarioError(f"serve.{role}: got {pool!r}, expected a mapping {{units: [unit names], tp: n}}")
-        _check_keys(pool, f"serve.{role}", POOL_KEYS)
-        out[role] = {"units": _unit_list(pool.get("units"), f"serve.{role}.units"),
-                     "tp": _positive_int(pool.get("tp", 1), f"serve.{role}.tp"),
-                     "power": _power(pool.get("power"), f"serve.{role}.power")}
-    out["power"] = _power(out.get("power"), "serve.power")
-    if given and out.get("units") is not None:
-        raise ScenarioError(f"serve.units: got {out['units']!r}, expected no serve.units with serve.prefill/decode")
-
-
-def _power(value: Any, field: str) -> dict | None:
-    if value is not None and not isinstance(value, Mapping):
-        raise ScenarioError(f"{field}: got {value!r}, expected a mapping of sim.power options such as {{cap: 2400 W}}")
-    return dict(value) if value is not None else None
-
-
-def serve_workload(serve: Mapping[str, Any]):
-    """The :class:`hetsim.serve.Workload` of a checked ``serve:`` section."""
-    from hetsim.serve.workload import Workload
-
-    kw = {key: serve[key] for key in ("prompt", "output") if key in serve}
-    return Workload(n_requests=serve["requests"], arrival=serve["arrival"], rate_per_s=serve["rate_per_s"],
-                    cv=serve["cv"], trace=serve.get("trace"), **kw)
 
 
 def _parallel(raw: Any) -> dict:
     """``workload.parallel``: ``{tp, pp, dp, microbatches, units}``, every key optional."""
     if not isinstance(raw, Mapping):
         raise ScenarioError(f"workload.parallel: got {raw!r}, expected a mapping such as {{tp: 2}}")
-    _check_keys(raw, "workload.parallel", PARALLEL_KEYS)
-    out = {key: _positive_int(raw.get(key, 1), f"workload.parallel.{key}") for key in ("tp", "pp", "dp")}
-    out["microbatches"] = _positive_int(raw.get("microbatches", out["pp"]), "workload.parallel.microbatches")
+    check_keys(raw, "workload.parallel", PARALLEL_KEYS)
+    out = {key: positive_int(raw.get(key, 1), f"workload.parallel.{key}") for key in ("tp", "pp", "dp")}
+    out["microbatches"] = positive_int(raw.get("microbatches", out["pp"]), "workload.parallel.microbatches")
     total = out["tp"] * out["pp"] * out["dp"]
     units = raw.get("units")
     if units is not None and (not isinstance(units, list) or len(units) != total
@@ -397,12 +288,12 @@ def _finish(data: Mapping, *, name_default: str, platform: Any, workload: dict,
     if isinstance(sched, str):
         sched_name, sched_options = sched, {}
     elif isinstance(sched, Mapping) and isinstance(sched.get("name"), str):
-        _check_keys(sched, "scheduler", ("name", "options"))
+        check_keys(sched, "scheduler", ("name", "options"))
         sched_name, sched_options = sched["name"], _mapping(sched, "options", required=False)
     else:
         raise ScenarioError(f"scheduler: got {sched!r}, expected a name or {{name: ..., options: {{...}}}}")
     outputs = _mapping(data, "outputs", required=False)
-    _check_keys(outputs, "outputs", OUTPUT_KEYS)
+    check_keys(outputs, "outputs", OUTPUT_KEYS)
     name = str(data.get("name") or name_default)
     outputs.setdefault("dir", f"out/{name}")
     outputs.setdefault("power", False)
@@ -510,5 +401,5 @@ def run_scenario(scenario: Scenario, *, out_dir: str | Path | None = None, progr
     return result, written
 
 
-__all__ = ["HetsimError", "Scenario", "apply_overrides", "load_scenario", "load_variants", "parse_scenario",
-           "run_scenario", "serve_workload"]
+__all__ = ["HetsimError", "Scenario", "apply_overrides", "check_keys", "load_scenario", "load_variants",
+           "parse_scenario", "positive_int", "positive_number", "run_scenario"]

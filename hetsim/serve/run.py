@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from hetsim.report._atomic import atomic_write
-from hetsim.scenario import Scenario, serve_workload
+from hetsim.scenario import Scenario
+from hetsim.serve.section import serve_workload
 from hetsim.serve.simulator import ServeResult, serve
 from hetsim.spec.loader import load_platform
 
