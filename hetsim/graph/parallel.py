@@ -104,6 +104,12 @@ def tensor_parallel(graph: nx.DiGraph, units: Sequence[str] | Mapping[str, Seque
                              "as many for every op")
     rules = rules or TPRules()
     p = sizes.pop() if sizes else 1
+    captured = next((op for op, d in graph.nodes(data=True)
+                     if op.startswith("grad.") and not str(d.get("target", "")).startswith("backward:")), None)
+    if p > 1 and captured is not None:
+        raise GraphError(f"tensor_parallel: got a training step captured from autograd's joint graph (op "
+                         f"{captured!r}), expected a forward graph or an estimated step (hetsim.graph.training): "
+                         "the joint graph keeps no module names to split it by")
     role = {op: rules.role(data) for op, data in graph.nodes(data=True)}
     if p > 1 and all(r == REPLICATED for r in role.values()):
         raise GraphError(f"tensor_parallel: graph {graph.graph.get('name', '')!r} has no op the rules split "

@@ -106,3 +106,14 @@ def test_an_unknown_optimizer_is_one_line() -> None:
     with pytest.raises(GraphError, match=r"^capture_training.optimizer: got 'lion', expected one of adamw, sgd$"):
         capture_training(build_model("gpt2-tiny"), (torch.zeros(1, 4, dtype=torch.long, device="meta"),),
                          optimizer="lion")
+
+
+def test_tensor_parallel_refuses_a_captured_step() -> None:
+    from hetsim.errors import GraphError
+    from hetsim.graph.catalog import model_training_graph
+    from hetsim.graph.parallel import tensor_parallel
+
+    step = model_training_graph("llama-tiny", batch=1, seq_len=8)
+    with pytest.raises(GraphError, match=r"^tensor_parallel: got a training step captured from autograd's joint"):
+        tensor_parallel(step, ["gpu0", "gpu1"])
+    assert tensor_parallel(step, ["gpu0"]).number_of_nodes() == step.number_of_nodes()  # one rank only pins
