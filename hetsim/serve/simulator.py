@@ -23,6 +23,7 @@ requests, and the attention of a prefill chunk over the cached earlier chunks.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -227,8 +228,7 @@ def _hardware(plat: Platform, units: tuple[str, ...]) -> str:
     for name in units:
         unit = plat.unit(name)
         memory = plat.memory(unit.memory)
-        parts.append(repr((unit.__class__(**{**unit.__dict__, "name": "", "memory": ""}),
-                           memory.__class__(**{**memory.__dict__, "name": ""}))))
+        parts.append(repr((dataclasses.replace(unit, name="", memory=""), dataclasses.replace(memory, name=""))))
     for a in units:
         for b in units:
             route = plat.route(plat.unit(a).memory, plat.unit(b).memory)
