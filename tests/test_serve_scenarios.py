@@ -62,6 +62,7 @@ def test_run_scenario_returns_an_object_with_summary_makespan_and_energy(tmp_pat
 
 @pytest.mark.parametrize(("override", "field"), [
     ("serve.batching=dynamic", "serve.batching"),
+    ("serve.preemption=drop", "serve.preemption"),
     ("serve.requests=0", "serve.requests"),
     ("serve.rate_per_s=-1", "serve.rate_per_s"),
     ("serve.prompt={dist: weird}", "serve.prompt.dist"),
@@ -172,3 +173,13 @@ def test_a_pool_power_cap_from_a_scenario(tmp_path, capsys):
     assert main(["run", str(path), "--set", "serve.decode.power=100"]) == 2
     assert capsys.readouterr().err.strip() == ("hetsim: error: serve.decode.power: got 100, expected a mapping of "
                                                "sim.power options such as {cap: 2400 W}")
+
+
+def test_swap_preemption_from_a_scenario(tmp_path, capsys):
+    path = tmp_path / "swap.yaml"
+    data = dict(SCENARIO, platform="dgx-h100", outputs={"dir": str(tmp_path / "out")})
+    data["serve"] = dict(SCENARIO["serve"], units=["gpu0"], kv_capacity_tokens=400, preemption="swap", rate_per_s=2000)
+    path.write_text(yaml.safe_dump(data))
+    assert main(["run", str(path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["preemption"] == "swap" and summary["preemptions"] > 0 and summary["requests"] == 50

@@ -23,12 +23,19 @@ Each continuous-batching iteration (:meth:`Instance.plan`):
 
 Static batching (``both`` only) waits for the batch to drain, admits up to ``max_batch`` waiting
 requests that fit, prefills them together in one iteration, then decodes until the last one finishes.
+
+With a :class:`Swap` (vLLM's swap preemption mode), a preempted request's KV cache is copied to
+host memory instead of dropped, when the host has room: it waits at the front of the queue and,
+once its cache fits again, is copied back and decodes on, with no recompute. Both copies stall
+the iteration in which they happen (the engine waits for them, as vLLM does), at the instance's
+static power; a decode instance keeps the requests it swaps out.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hetsim.serve.iteration import IterationModel
@@ -51,6 +58,7 @@ class Live:
     prefill_on: str = ""  # the instance that ran its (last) prefill
     decode_on: str = ""  # the decode instance of a disaggregated run
     transfer_s: float = 0.0  # seconds its KV cache spent on the interconnect
+    swapped: int = 0  # tokens of its KV cache in host memory (swap preemption)
 
     @property
     def decoding(self) -> bool:
@@ -59,6 +67,26 @@ class Live:
     @property
     def done(self) -> bool:
         return self.generated >= self.req.output_tokens
+
+
+@dataclass
+class Swap:
+    """Where an instance swaps preempted KV caches out to, and what a copy costs.
+
+    Attributes
+    ----------
+    host : str
+        The host memory.
+    room : dict
+        Free tokens per host memory, shared by the instances that swap there.
+    seconds, joules : callable
+        Time and link energy of copying ``n`` cached tokens one way.
+    """
+
+    host: str
+    room: dict[str, int]
+    seconds: Callable[[int], float]
+    joules: Callable[[int], float]
 
 
 @dataclass
@@ -96,6 +124,7 @@ class Instance:
     token_budget: int = 2048
     max_batch: int = 256
     idle_power_w: float = 0.0
+    swap: Swap | None = None
     waiting: deque[Live] = field(default_factory=deque)
     running: list[Live] = field(default_factory=list)  # in admission order: the last is the newest
     held: list[Live] = field(default_factory=list)  # prefill role: prefilled, waiting for a decode instance
@@ -129,17 +158,34 @@ class Instance:
 
     def plan(self, t: float) -> Step | None:
         """Choose the next iteration's work at time ``t``; None when nothing can run."""
+        stall = joules = 0.0  # swap copies this iteration waits for
         decoders = [x for x in self.running if x.decoding]
         while decoders and self.used + len(decoders) > self.capacity:  # preempt the newest until each fits
             victim = self.running.pop()
             self.used -= victim.kv
-            victim.kv = 0
             victim.preemptions += 1
-            if self.role == "decode":
+            if self.swap is not None and self.swap.room[self.swap.host] >= victim.kv:
+                victim.swapped = victim.kv
+                self.swap.room[self.swap.host] -= victim.kv
+                stall += self.swap.seconds(victim.kv)
+                joules += self.swap.joules(victim.kv)
+                self.waiting.appendleft(victim)
+            elif self.role == "decode":
                 self.evicted.append(victim)
             else:
                 self.waiting.appendleft(victim)
+            victim.kv = 0
             decoders = [x for x in self.running if x.decoding]
+        while self.waiting and self.waiting[0].swapped and len(self.running) < self.max_batch \
+                and self.used + self.waiting[0].swapped + len(decoders) + 1 <= self.capacity:  # swap back in
+            x = self.waiting.popleft()
+            x.kv, x.need, x.swapped = x.swapped, 0, 0
+            self.swap.room[self.swap.host] += x.kv
+            stall += self.swap.seconds(x.kv)
+            joules += self.swap.joules(x.kv)
+            self.used += x.kv
+            self.running.append(x)
+            decoders.append(x)
         static = self.batching == "static"
         budget = math.inf if static else self.token_budget - len(decoders)
         chunks: list[tuple[Live, int]] = []
@@ -151,7 +197,7 @@ class Instance:
         if self.role != "decode" and (not static or not self.running):
             while self.waiting and len(self.running) < self.max_batch and budget > 0:
                 x = self.waiting[0]
-                if self.used + x.req.prompt_tokens + x.generated > self.capacity:
+                if x.swapped or self.used + x.req.prompt_tokens + x.generated > self.capacity:
                     break
                 self.waiting.popleft()
                 x.kv = x.need = x.req.prompt_tokens + x.generated  # recompute prefills the output so far too
@@ -166,7 +212,7 @@ class Instance:
         context = sum(x.kv for x in decoders)
         cached = [x.kv - x.need for x, _ in chunks]  # this admission's tokens already prefilled
         dt, de = self.model.iteration([n for _, n in chunks], len(decoders), context, cached)
-        return Step(decoders, chunks, dt, de)
+        return Step(decoders, chunks, dt + stall, de + joules + self.idle_power_w * stall)
 
     def start(self, t: float, step: Step) -> None:
         self.step, self.until = step, t + step.time_s
@@ -219,4 +265,4 @@ class Instance:
         self.used -= live.kv
 
 
-__all__ = ["ROLES", "Instance", "Live", "Step"]
+__all__ = ["ROLES", "Instance", "Live", "Step", "Swap"]

@@ -60,13 +60,14 @@ def run_serve(scenario: Scenario, *, out_dir: str | Path | None = None, progress
              if s.get(key) is not None}
     result = serve(w["model"], platform, serve_workload(s), batching=s["batching"], token_budget=s["token_budget"],
                    max_batch=s["max_batch"], slo=s.get("slo"), tp=s["tp"], seed=s["seed"], dtype=w["dtype"],
-                   kv_capacity_tokens=s.get("kv_capacity_tokens"), **extra)
+                   kv_capacity_tokens=s.get("kv_capacity_tokens"), preemption=s["preemption"], **extra)
     metrics = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.metrics.items()}
     instances = [{"name": i.name, "role": i.role, "units": list(i.units), "iterations": i.iterations,
                   "busy_s": i.busy_s, "energy_j": i.energy_j} for i in result.instances]
     summary = dict(metrics, platform=platform.name, model=w["model"], dtype=w["dtype"], tp=s["tp"],
-                   batching=s["batching"], makespan_s=result.makespan_s, layout=_describe(s), instances=instances,
-                   tokens=sum(r.output_tokens for r in result.records), slo=s.get("slo"))
+                   batching=s["batching"], preemption=s["preemption"], makespan_s=result.makespan_s,
+                   layout=_describe(s), instances=instances, tokens=sum(r.output_tokens for r in result.records),
+                   slo=s.get("slo"))
     target = Path(out_dir or scenario.outputs["dir"])
     step(f"writing outputs to {target}")
     text = json.dumps(summary, indent=2, sort_keys=True, allow_nan=False) + "\n"

@@ -5,7 +5,8 @@
     serve: {requests: 1000, arrival: poisson, rate_per_s: 8, cv: 1,      # or arrival: trace, trace: f.csv
             prompt: {dist: lognormal, mean: 512, sigma: 0.5, max: 4096}, output: {dist: fixed, value: 128},
             batching: continuous, token_budget: 2048, max_batch: 256, slo: {ttft_s: 0.5, tpot_s: 0.05},
-            tp: 1, seed: 0}    # optional too: kv_capacity_tokens, prefill_grid: [..], decode_grid: [[b, ctx], ..]
+            tp: 1, seed: 0}    # optional too: kv_capacity_tokens, prefill_grid: [..], decode_grid: [[b, ctx], ..],
+                               # preemption: recompute | swap
     # layouts: units: [gpu0, gpu1, gpu2, gpu3] with tp: 2 is two replicas; disaggregated pools:
     #          prefill: {units: [h.gpu0, ...], tp: 8}, decode: {units: [a.gpu0, ...], tp: 4,
     #          power: {cap: 2400 W}}; power: {...} (sim.power options) for colocated instances
@@ -22,12 +23,12 @@ from typing import Any
 
 from hetsim.errors import ScenarioError
 from hetsim.scenario import check_keys, positive_int, positive_number
-from hetsim.serve.simulator import BATCHING
+from hetsim.serve.simulator import BATCHING, PREEMPTION
 from hetsim.serve.workload import ARRIVALS, Workload, make_requests
 
 SERVE_KEYS = ("requests", "arrival", "rate_per_s", "cv", "prompt", "output", "trace", "batching", "token_budget",
               "max_batch", "slo", "tp", "seed", "kv_capacity_tokens", "prefill_grid", "decode_grid", "units",
-              "prefill", "decode", "power")
+              "prefill", "decode", "power", "preemption")
 POOL_KEYS = ("units", "tp", "power")
 
 
@@ -52,6 +53,8 @@ def parse_serve(raw: Any, base: Path | None) -> dict:
     if out.get("batching", "continuous") not in BATCHING:
         raise ScenarioError(f"serve.batching: got {out['batching']!r}, expected one of {', '.join(BATCHING)}")
     out.setdefault("batching", "continuous")
+    if out.setdefault("preemption", "recompute") not in PREEMPTION:
+        raise ScenarioError(f"serve.preemption: got {out['preemption']!r}, expected one of {', '.join(PREEMPTION)}")
     for key, default in (("token_budget", 2048), ("max_batch", 256), ("tp", 1)):
         out[key] = positive_int(out.get(key, default), f"serve.{key}")
     if out.get("kv_capacity_tokens") is not None:

@@ -35,13 +35,14 @@ import numpy as np
 
 from hetsim.errors import ScenarioError, field_error
 from hetsim.serve.cluster import KVTransfers, run_cluster
-from hetsim.serve.instance import Instance, Live
+from hetsim.serve.instance import Instance, Live, Swap
 from hetsim.serve.iteration import DECODE_GRID, PREFILL_GRID, IterationModel, fit_iteration_model
 from hetsim.serve.workload import Request, Workload, make_requests
 from hetsim.spec.loader import load_platform
 from hetsim.spec.types import Platform
 
 BATCHING = ("continuous", "static")
+PREEMPTION = ("recompute", "swap")
 
 
 @dataclass(frozen=True)
@@ -239,8 +240,8 @@ def _hardware(plat: Platform, units: tuple[str, ...]) -> str:
 def serve(model: str, platform: str | Platform, workload: Workload | list[Request], *, batching: str = "continuous",
           token_budget: int = 2048, max_batch: int = 256, slo: Mapping[str, float] | None = None, tp: int = 1,
           units: Sequence[str] | None = None, prefill: Pool | Mapping | None = None,
-          decode: Pool | Mapping | None = None, power: Mapping[str, Any] | None = None, seed: int = 0,
-          dtype: str = "bf16",
+          decode: Pool | Mapping | None = None, power: Mapping[str, Any] | None = None,
+          preemption: str = "recompute", seed: int = 0, dtype: str = "bf16",
           kv_capacity_tokens: int | None = None, prefill_grid: tuple[int, ...] = PREFILL_GRID,
           decode_grid: tuple[tuple[int, int], ...] = DECODE_GRID) -> ServeResult:
     """Simulate serving ``workload`` with ``model`` on ``platform``.
@@ -268,6 +269,10 @@ def serve(model: str, platform: str | Platform, workload: Workload | list[Reques
         Give both for a disaggregated layout (then not ``units``).
     power : mapping, optional
         ``sim.power`` options of the colocated instances (pools carry their own).
+    preemption : {"recompute", "swap"}
+        What happens to a preempted request's KV cache: dropped and recomputed, or copied to the
+        nearest CPU memory over the platform's route while that memory has room (vLLM's two
+        modes). Each rank copies its share over its own route, in parallel.
     seed : int
         Seed of the workload's random draws.
     dtype : str
@@ -299,7 +304,10 @@ def serve(model: str, platform: str | Platform, workload: Workload | list[Reques
     if not requests:
         raise field_error(ScenarioError, "serve.workload", requests, "at least one request")
     plat = load_platform(platform)
+    if preemption not in PREEMPTION:
+        raise field_error(ScenarioError, "serve.preemption", preemption, "'recompute' or 'swap'")
     layout = _layout(plat, tp, units, prefill, decode, batching, power)
+    room: dict[str, int] = {}
     fits: dict[tuple, IterationModel] = {}
     instances = []
     for role, names, options in layout:
@@ -312,9 +320,10 @@ def serve(model: str, platform: str | Platform, workload: Workload | list[Reques
         im = fits[key]
         index = sum(1 for i in instances if i.role == role)
         idle = math.fsum(plat.unit(u).nominal.static_power_w for u in names)
+        swap = _swap(plat, names, im.kv_bytes_per_token, room) if preemption == "swap" else None
         instances.append(Instance(f"{'engine' if role == 'both' else role}{index}", names, role, im,
                                   im.kv_capacity_tokens if kv_capacity_tokens is None else kv_capacity_tokens,
-                                  batching, token_budget, max_batch, idle))
+                                  batching, token_budget, max_batch, idle, swap))
     cap = min(i.capacity for i in instances)
     for r in requests:
         if r.prompt_tokens + r.output_tokens > cap:
@@ -331,6 +340,28 @@ def serve(model: str, platform: str | Platform, workload: Workload | list[Reques
     return ServeResult(records=tuple(_record(x) for x in lives), iteration_model=first,
                        iterations=sum(s.iterations for s in stats), energy_j=energy, makespan_s=end,
                        slo=dict(slo) if slo else None, instances=stats, iteration_models=by_instance)
+
+
+def _swap(plat: Platform, units: tuple[str, ...], kv_bytes_per_token: float, room: dict[str, int]) -> Swap:
+    """Swap preemption to the CPU memory nearest the instance's first rank (lowest route latency)."""
+    own = {plat.unit(u).memory for u in units}
+    hosts = sorted({u.memory for u in plat.units if u.kind == "cpu"} - own)
+    if not hosts:
+        raise field_error(ScenarioError, "serve.preemption", "swap",
+                          f"'recompute' on {plat.name}: no CPU memory outside the instance {'+'.join(units)}")
+    first = plat.unit(units[0]).memory
+    host = min(hosts, key=lambda m: (plat.route(first, m).latency_s, m))
+    room.setdefault(host, int(plat.memory(host).capacity_bytes // kv_bytes_per_token))
+    routes = [plat.route(plat.unit(u).memory, host) for u in units]
+
+    def seconds(tokens: int) -> float:
+        return max(r.time_s(tokens * kv_bytes_per_token / len(units)) for r in routes)
+
+    def joules(tokens: int) -> float:
+        share = tokens * kv_bytes_per_token / len(units)
+        return math.fsum(share * plat.link(name).energy_per_byte_j for r in routes for name in r.links)
+
+    return Swap(host, room, seconds, joules)
 
 
 def _record(x: Live) -> RequestRecord:

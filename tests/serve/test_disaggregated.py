@@ -160,3 +160,31 @@ def test_bad_power_options_are_one_line(kw, message):
     with pytest.raises(ScenarioError) as info:
         serve(MODEL, "gh200", [Request(0, 0.0, 8, 2)], dtype="fp32", **GRID, **kw)
     assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+def test_swap_preemption_by_hand():
+    # the recompute case of test_serve.py, with swapping: after 5 decodes each of the two requests
+    # holds 15 tokens; the next step copies the newest (id 1) to the CPU memory next to gpu0 and
+    # decodes id 0 alone (4 steps); then id 1's 15 tokens come back and it decodes its last 4
+    # tokens with no recompute. Each copy stalls its iteration.
+    kw = {"units": ["gpu0"], "kv_capacity_tokens": 30, **GRID}
+    reqs = [Request(0, 0.0, 10, 10), Request(1, 0.0, 10, 10)]
+    res = serve(MODEL, "dgx-h100", reqs, preemption="swap", **kw)
+    plat, im = load_platform("dgx-h100"), res.iteration_model
+    copy = plat.route("hbm0", "ddr0").time_s(15 * im.kv_bytes_per_token)  # gpu0 sits on socket 0
+    it = im.iteration
+    t_both = it([10, 10])[0] + sum(it([], 2, 2 * (10 + k))[0] for k in range(5))
+    a_end = t_both + copy + sum(it([], 1, 10 + k)[0] for k in range(5, 9))
+    b_end = a_end + copy + sum(it([], 1, 15 + j)[0] for j in range(4))
+    a, b = res.records
+    assert (a.preemptions, b.preemptions, res.iterations) == (0, 1, 14)
+    assert a.finish_s == pytest.approx(a_end, rel=1e-12) and b.finish_s == pytest.approx(b_end, rel=1e-12)
+    recompute = serve(MODEL, "dgx-h100", reqs, **kw).records[1]
+    assert recompute.finish_s != b.finish_s  # the other mode: a 16-token prefill instead of two copies
+
+
+def test_swap_needs_a_cpu_memory():
+    with pytest.raises(ScenarioError, match=r"^serve.preemption: got 'swap', expected 'recompute' on h100-sxm"):
+        serve(MODEL, "h100-sxm", [Request(0, 0.0, 8, 2)], preemption="swap", **GRID)
+    with pytest.raises(ScenarioError, match=r"^serve.preemption: got 'drop', expected 'recompute' or 'swap'"):
+        serve(MODEL, "h100-sxm", [Request(0, 0.0, 8, 2)], preemption="drop", **GRID)
