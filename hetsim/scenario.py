@@ -222,15 +222,19 @@ def parallel_units(parallel: Mapping[str, Any], platform) -> list[str]:
     return accelerators[:total]
 
 
-def layout(graph, workload: Mapping[str, Any], platform):
-    """The graph a workload runs: a training step when ``phase: train``, split as ``parallel`` says."""
+def layout(graph, workload: Mapping[str, Any], platform, *, captured: bool = False):
+    """The graph a workload runs: a training step when ``phase: train``, split as ``parallel`` says.
+
+    ``captured``: ``graph`` is already a training step captured at one microbatch of one replica
+    (:func:`captured_step`), so pipeline stages and replicas copy it without slicing it again.
+    """
     from hetsim.graph.data_parallel import data_parallel
     from hetsim.graph.parallel import tensor_parallel
     from hetsim.graph.pipeline import pipeline_parallel
     from hetsim.graph.training import training_step
 
     train = workload.get("phase") == "train"
-    if train:
+    if train and not captured:
         graph = training_step(graph)
     par = workload.get("parallel")
     if not par:
@@ -245,41 +249,27 @@ def layout(graph, workload: Mapping[str, Any], platform):
     groups = [[units[(r * pp + s) * tp:(r * pp + s + 1) * tp] for s in range(pp)] for r in range(dp)]
     if not train:
         return tensor_parallel(graph, groups[0][0])
-    graph = pipeline_parallel(graph, groups[0], microbatches=par["microbatches"])
+    if captured and pp == 1:  # one stage of one unit: replicas of the captured step as it is
+        return data_parallel(graph, [replica[0][0] for replica in groups], slice_batch=False) if dp > 1 else graph
+    graph = pipeline_parallel(graph, groups[0], microbatches=par["microbatches"], slice_batch=not captured)
     if dp > 1:
         first = [u for stage in groups[0] for u in stage]
         graph = data_parallel(graph, [dict(zip(first, [u for stage in replica for u in stage], strict=True))
-                                      for replica in groups])
+                                      for replica in groups], slice_batch=not captured)
     return graph
 
 
-def captured_step(workload: Mapping[str, Any], platform):
-    """A training step captured from autograd's joint graph at one microbatch of one replica, then laid out.
+def captured_step(workload: Mapping[str, Any]):
+    """A ``phase: train`` step captured from autograd's joint graph at one microbatch of one replica.
 
-    Pipeline stages (1F1B over the microbatches) and data-parallel replicas copy that graph
-    without slicing it again.
+    :func:`layout` (``captured=True``) then lays it out over pipeline stages and replicas.
     """
     from hetsim.graph.catalog import model_training_graph
-    from hetsim.graph.data_parallel import data_parallel
-    from hetsim.graph.pipeline import pipeline_parallel
 
     par = workload.get("parallel") or {}
-    dp, pp = par.get("dp", 1), par.get("pp", 1)
-    m = par.get("microbatches", 1) if pp > 1 else 1
-    graph = model_training_graph(workload["model"], batch=workload["batch"] // (dp * m), seq_len=workload["seq_len"],
-                                 dtype=workload["dtype"])
-    if dp * pp == 1:
-        return graph
-    units = parallel_units(par, platform)
-    groups = [[[u] for u in units[r * pp:(r + 1) * pp]] for r in range(dp)]
-    if pp > 1:
-        graph = pipeline_parallel(graph, groups[0], microbatches=m, slice_batch=False)
-        if dp == 1:
-            return graph
-        first = [u for stage in groups[0] for u in stage]
-        return data_parallel(graph, [dict(zip(first, [u for stage in replica for u in stage], strict=True))
-                                     for replica in groups], slice_batch=False)
-    return data_parallel(graph, [replica[0][0] for replica in groups], slice_batch=False)
+    m = par.get("microbatches", 1) if par.get("pp", 1) > 1 else 1
+    return model_training_graph(workload["model"], batch=workload["batch"] // (par.get("dp", 1) * m),
+                                seq_len=workload["seq_len"], dtype=workload["dtype"])
 
 
 def _finish(data: Mapping, *, name_default: str, platform: Any, workload: dict,
@@ -383,13 +373,13 @@ def run_scenario(scenario: Scenario, *, out_dir: str | Path | None = None, progr
     else:
         step(f"capturing {w['model']} {w['phase']} (batch {w['batch']}, seq {w['seq_len']})")
         if w.get("backward") == "captured":
-            graph = captured_step(w, platform)
+            graph = captured_step(w)
         else:
             phase = "prefill" if w["phase"] == "train" else w["phase"]
             graph = model_graph(w["model"], phase=phase, batch=w["batch"], seq_len=w["seq_len"], dtype=w["dtype"])
-    if (w.get("parallel") or w.get("phase") == "train") and w.get("backward") != "captured":
+    if w.get("parallel") or w.get("phase") == "train":
         step("building the training step and the parallel layout")
-        graph = layout(graph, w, platform)
+        graph = layout(graph, w, platform, captured=w.get("backward") == "captured")
     step(f"scheduling {graph.number_of_nodes()} ops with {scenario.scheduler} and simulating")
     result = simulate(graph, platform, scenario.scheduler, scheduler_options=scenario.scheduler_options,
                       sim=scenario.sim)

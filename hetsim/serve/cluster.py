@@ -26,12 +26,13 @@ Link energy per byte is charged for every byte.
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
 
 from hetsim.errors import ScenarioError
 from hetsim.serve.instance import Instance, Live
 from hetsim.serve.workload import Request
-from hetsim.spec.types import Platform
+from hetsim.spec.types import Platform, Route
 
 
 class KVTransfers:
@@ -48,7 +49,6 @@ class KVTransfers:
         self.kv_bytes_per_token = kv_bytes_per_token
         self.free_at: dict[str, float] = {}
         self.energy_j = 0.0
-        self.bytes = 0.0
 
     def ship(self, tokens: int, src: tuple[str, ...], dst: tuple[str, ...], t: float) -> float:
         """Start moving ``tokens`` cached tokens from units ``src`` to ``dst`` at ``t``; return when they land."""
@@ -64,10 +64,14 @@ class KVTransfers:
             finish = start + route.time_s(share)
             for name in route.links:
                 self.free_at[name] = finish
-                self.energy_j += share * self.platform.link(name).energy_per_byte_j
+            self.energy_j += route_joules(self.platform, route, share)
             end = max(end, finish)
-        self.bytes += share * m
         return end
+
+
+def route_joules(platform: Platform, route: Route, nbytes: float) -> float:
+    """Link energy of moving ``nbytes`` over ``route`` (every link's energy per byte)."""
+    return math.fsum(nbytes * platform.link(name).energy_per_byte_j for name in route.links)
 
 
 def _least_loaded(instances: list[Instance]) -> Instance:
@@ -137,4 +141,4 @@ def run_cluster(requests: list[Request], instances: list[Instance],
     return [done[i] for i in sorted(done)], end
 
 
-__all__ = ["KVTransfers", "run_cluster"]
+__all__ = ["KVTransfers", "route_joules", "run_cluster"]

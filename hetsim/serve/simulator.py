@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from hetsim.errors import ScenarioError, field_error
-from hetsim.serve.cluster import KVTransfers, run_cluster
+from hetsim.serve.cluster import KVTransfers, route_joules, run_cluster
 from hetsim.serve.instance import Instance, Live, Swap
 from hetsim.serve.iteration import DECODE_GRID, PREFILL_GRID, IterationModel, fit_iteration_model
 from hetsim.serve.workload import Request, Workload, make_requests
@@ -98,13 +98,17 @@ class ServeResult:
     """Per-request records, per-instance statistics and the serving metrics computed from them."""
 
     records: tuple[RequestRecord, ...] = field(repr=False)
-    iteration_model: IterationModel = field(repr=False)
     iterations: int
     energy_j: float
     makespan_s: float
     slo: Mapping[str, float] | None = None
     instances: tuple[InstanceStats, ...] = ()
     iteration_models: Mapping[str, IterationModel] = field(default_factory=dict, repr=False)
+
+    @property
+    def iteration_model(self) -> IterationModel:
+        """The first instance's iteration model (the only one of a single colocated instance)."""
+        return next(iter(self.iteration_models.values()))
 
     @cached_property
     def metrics(self) -> dict[str, Any]:
@@ -134,8 +138,7 @@ class ServeResult:
         out["energy_j"] = self.energy_j
         out["energy_per_token_j"] = self.energy_j / tokens
         out["preemptions"] = sum(r.preemptions for r in recs)
-        out["fit_max_rel_error"] = max(m.max_rel_error for m in (self.iteration_models or
-                                                                {"": self.iteration_model}).values())
+        out["fit_max_rel_error"] = max(m.max_rel_error for m in self.iteration_models.values())
         out["units"] = sum(len(i.units) for i in self.instances)
         for role in sorted({i.role for i in self.instances}):
             fracs = [i.busy_s / span for i in self.instances if i.role == role]
@@ -329,17 +332,15 @@ def serve(model: str, platform: str | Platform, workload: Workload | list[Reques
         if r.prompt_tokens + r.output_tokens > cap:
             raise field_error(ScenarioError, f"request {r.id}", r.prompt_tokens + r.output_tokens,
                               f"prompt + output tokens <= the KV capacity ({cap} tokens)")
-    first = next(iter(fits.values()))
-    transfers = KVTransfers(plat, first.kv_bytes_per_token)
+    transfers = KVTransfers(plat, instances[0].model.kv_bytes_per_token)
     lives, end = run_cluster(requests, instances, transfers)
     start = min(r.arrival_s for r in requests)
     stats = tuple(InstanceStats(i.name, i.role, i.units, i.iterations, i.busy_s,
                                 i.energy_j + i.idle_power_w * max(end - start - i.busy_s, 0.0)) for i in instances)
     energy = math.fsum(s.energy_j for s in stats) + transfers.energy_j
-    by_instance = {i.name: im for i in instances for im in [i.model]}
-    return ServeResult(records=tuple(_record(x) for x in lives), iteration_model=first,
-                       iterations=sum(s.iterations for s in stats), energy_j=energy, makespan_s=end,
-                       slo=dict(slo) if slo else None, instances=stats, iteration_models=by_instance)
+    return ServeResult(records=tuple(_record(x) for x in lives), iterations=sum(s.iterations for s in stats),
+                       energy_j=energy, makespan_s=end, slo=dict(slo) if slo else None, instances=stats,
+                       iteration_models={i.name: i.model for i in instances})
 
 
 def _swap(plat: Platform, units: tuple[str, ...], kv_bytes_per_token: float, room: dict[str, int]) -> Swap:
@@ -358,8 +359,7 @@ def _swap(plat: Platform, units: tuple[str, ...], kv_bytes_per_token: float, roo
         return max(r.time_s(tokens * kv_bytes_per_token / len(units)) for r in routes)
 
     def joules(tokens: int) -> float:
-        share = tokens * kv_bytes_per_token / len(units)
-        return math.fsum(share * plat.link(name).energy_per_byte_j for r in routes for name in r.links)
+        return math.fsum(route_joules(plat, r, tokens * kv_bytes_per_token / len(units)) for r in routes)
 
     return Swap(host, room, seconds, joules)
 
