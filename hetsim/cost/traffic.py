@@ -45,13 +45,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from types import MappingProxyType
 
-#: bytes per element of each schema dtype (tf32 is stored as fp32)
-DTYPE_BYTES: Mapping[str, float] = MappingProxyType({
-    "fp64": 8, "int64": 8, "fp32": 4, "tf32": 4, "int32": 4, "bf16": 2, "fp16": 2, "int16": 2,
-    "fp8": 1, "int8": 1, "uint8": 1, "bool": 1, "int4": 0.5,
-})
+from hetsim.graph.schema import DTYPE_BYTES
 
 #: how far the reads implied by recovered shapes may differ from ``bytes_read`` (a bias, scales)
 _READ_TOLERANCE = 0.1

@@ -12,9 +12,9 @@ from typing import Any
 import networkx as nx
 
 from hetsim.errors import GraphError, field_error
-from hetsim.graph.catalog import _FAMILIES, _PACKAGE, ModelSpec
+from hetsim.graph.catalog import _FAMILIES, _PACKAGE, MODEL_DTYPES, ModelSpec
 
-_TORCH_DTYPES = {"fp64": "float64", "fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+_TORCH_DTYPES = MODEL_DTYPES
 
 
 def _torch_dtype(dtype: Any) -> Any:

@@ -28,8 +28,8 @@ import networkx as nx
 
 from hetsim.errors import GraphError
 from hetsim.graph.capture import _fake_everything, add_fx_ops, graph_for
-from hetsim.graph.schema import add_op, validate_graph
-from hetsim.graph.training import DTYPE_BYTES, OPTIMIZERS, add_update
+from hetsim.graph.schema import DTYPE_BYTES, add_op, validate_graph
+from hetsim.graph.training import OPTIMIZERS, add_update
 
 BACKWARD_PREFIX = "grad."
 #: kinds of the backward ATen ops that :func:`hetsim.graph.aten_kinds.classify` does not know

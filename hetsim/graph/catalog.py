@@ -40,6 +40,8 @@ _FAMILIES = {
     "mixtral": ("mixtral", "Mixtral", "MixtralConfig", "empty_cache"),
 }
 PHASES = ("prefill", "decode")
+#: the dtypes catalogue models are built in, by their torch names
+MODEL_DTYPES = {"fp64": "float64", "fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from types import MappingProxyType
 
 import networkx as nx
 
@@ -66,8 +67,12 @@ OPTIONAL_KEYS = frozenset({"cost", "pin", "collective", "group", "ranks", "comm_
 #: op kinds that move no data and cost nothing (aliasing views)
 FREE_OPS = frozenset({"view"})
 
-DTYPES = frozenset({"fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int64", "int32", "int16", "int8", "uint8",
-                    "bool", "int4"})
+#: bytes per element of each schema dtype (tf32 is stored as fp32)
+DTYPE_BYTES: Mapping[str, float] = MappingProxyType({
+    "fp64": 8, "int64": 8, "fp32": 4, "tf32": 4, "int32": 4, "bf16": 2, "fp16": 2, "int16": 2,
+    "fp8": 1, "int8": 1, "uint8": 1, "bool": 1, "int4": 0.5,
+})
+DTYPES = frozenset(DTYPE_BYTES)
 
 NODE_DEFAULTS: Mapping[str, object] = {
     "op": "other", "target": "", "flop": 0, "bytes_read": 0, "bytes_written": 0, "weights": {},

@@ -32,11 +32,10 @@ import re
 import networkx as nx
 
 from hetsim.errors import GraphError
-from hetsim.graph.schema import add_op, new_graph, validate_graph
+from hetsim.graph.schema import DTYPE_BYTES, add_op, new_graph, validate_graph
 
 BACKWARD_FLOP = {"matmul": 2.0, "conv": 2.0, "attention": 2.5}
 PARAMETER = re.compile(r"\.(weight|bias)$")
-DTYPE_BYTES = {"fp64": 8, "fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
 OPTIMIZERS = ("adamw", "sgd")
 
 

@@ -36,12 +36,12 @@ import numpy as np
 
 from hetsim.api import simulate
 from hetsim.errors import ScenarioError, field_error
-from hetsim.graph.catalog import model_config, model_graph
+from hetsim.graph.catalog import MODEL_DTYPES, model_config, model_graph
 from hetsim.graph.parallel import tensor_parallel
+from hetsim.graph.schema import DTYPE_BYTES
 from hetsim.spec.loader import load_platform
 from hetsim.spec.types import Platform
 
-DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4, "fp64": 8}
 PREFILL_GRID = (16, 128, 512, 1024, 2048)
 DECODE_GRID = ((1, 128), (16, 128), (8, 1024), (32, 512), (64, 2048))
 PHASES = ("prefill", "decode")
@@ -192,8 +192,8 @@ def fit_iteration_model(model: str, platform: str | Platform, *, tp: int = 1, un
     units = tuple(units)
     if not units or len(set(units)) != len(units) or any(u not in {x.name for x in plat.units} for u in units):
         raise field_error(ScenarioError, "serve.units", list(units), f"distinct unit names of {plat.name}")
-    if dtype not in DTYPE_BYTES:
-        raise field_error(ScenarioError, "serve.dtype", dtype, f"one of {', '.join(DTYPE_BYTES)}")
+    if dtype not in MODEL_DTYPES:
+        raise field_error(ScenarioError, "serve.dtype", dtype, f"one of {', '.join(MODEL_DTYPES)}")
     if not phases or not set(phases) <= set(PHASES):
         raise field_error(ScenarioError, "phases", list(phases), "'prefill' and/or 'decode'")
     top = spec.max_positions
