@@ -59,6 +59,7 @@ class CostModel:
         units = self.platform.units
         names = {u.name for u in units}
         memories = {u.name: self.platform.memory(u.memory) for u in units}
+        collectives: dict[tuple, OpCost] = {}  # a training graph has 10^4 members of a handful of collectives
         for node, data in self.graph.nodes(data=True):
             pin = data.get("pin")
             if pin is not None and pin not in names:
@@ -66,7 +67,7 @@ class CostModel:
                                     f"{self.platform.name!r} ({', '.join(sorted(names))})")
             # a pinned op keeps one entry (a 32-GPU training graph has 10^5 pinned ops); absent = impossible
             if data["op"] == "collective" and "collective" in data:
-                row = {pin: self._collective_cost(node, data)}
+                row = {pin: self._collective_cost(node, data, names, collectives)}
             elif pin is not None:
                 row = {pin: op_cost(data, self.platform.unit(pin), memories[pin])}
             else:
@@ -78,15 +79,19 @@ class CostModel:
         object.__setattr__(self, "_costs", costs)
         object.__setattr__(self, "_unit_memory", {u.name: u.memory for u in units})
 
-    def _collective_cost(self, node: str, data) -> OpCost:
+    def _collective_cost(self, node: str, data, names: set[str], memo: dict[tuple, OpCost]) -> OpCost:
         """Alpha-beta time of one collective member, on the slowest route its algorithm uses.
 
         It is all data movement: the unit waits and draws its static power (memory time, no
         compute). The engine replays the steps as transfers instead (unless told to use this).
+        Members of the same collective (kind, ranks, bytes) share one entry of ``memo``.
         """
         ranks = list(data["ranks"])
+        key = (data["collective"], tuple(ranks), data["comm_bytes"])
+        if key in memo:
+            return memo[key]
         for rank in ranks:
-            if rank not in {u.name for u in self.platform.units}:
+            if rank not in names:
                 raise ScheduleError(f"op {node!r}.ranks: got unit {rank!r}, expected units of platform "
                                     f"{self.platform.name!r}")
         steps = collective_steps(data["collective"], self.collective_algorithm, len(ranks), data["comm_bytes"])
@@ -97,7 +102,8 @@ class CostModel:
         bandwidth = min((r.bandwidth_bytes_per_s for r in routes if r.links), default=math.inf)
         seconds = collective_time(data["collective"], self.collective_algorithm, len(ranks), data["comm_bytes"],
                                   latency, bandwidth)
-        return OpCost(seconds, 0.0, seconds, 0.0)
+        memo[key] = OpCost(seconds, 0.0, seconds, 0.0)
+        return memo[key]
 
     def cost(self, op: str, unit: str) -> OpCost:
         """The full :class:`OpCost` of ``op`` on ``unit`` at the nominal power state."""

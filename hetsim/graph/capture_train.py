@@ -32,7 +32,6 @@ from hetsim.graph.schema import DTYPE_BYTES, add_op, validate_graph
 from hetsim.graph.training import OPTIMIZERS, add_update
 
 BACKWARD_PREFIX = "grad."
-#: kinds of the backward ATen ops that :func:`hetsim.graph.aten_kinds.classify` does not know
 
 
 def _loss_module(module: Any, first: Any) -> Any:

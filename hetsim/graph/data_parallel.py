@@ -48,6 +48,7 @@ def data_parallel(graph: nx.DiGraph, replicas: Sequence[str | Mapping[str, str]]
     n = len(replicas)
     maps = [_unit_map(graph, replica, r) for r, replica in enumerate(replicas)]
     updates = [op for op, d in graph.nodes(data=True) if str(d.get("target", "")).startswith("optimizer.")]
+    update_set = set(updates)
     if not updates:
         raise GraphError(f"data_parallel: graph {graph.graph.get('name', '')!r} has no optimizer update, expected a "
                          "training step (hetsim.graph.training.training_step)")
@@ -57,7 +58,7 @@ def data_parallel(graph: nx.DiGraph, replicas: Sequence[str | Mapping[str, str]]
         out.graph["batch"] = graph.graph["batch"] * n
     for r, units in enumerate(maps):
         for op, data in graph.nodes(data=True):
-            attrs = dict(data) if op in updates or not slice_batch else batch_slice(data, n)
+            attrs = dict(data) if op in update_set or not slice_batch else batch_slice(data, n)
             attrs["pin"] = units(data.get("pin"))
             if data["op"] == "collective" and "group" in data:
                 attrs.update(group=f"dp{r}/{data['group']}", ranks=tuple(units(u) for u in data["ranks"]))
@@ -75,7 +76,7 @@ def data_parallel(graph: nx.DiGraph, replicas: Sequence[str | Mapping[str, str]]
             out.add_edge(f"{group}@{unit}", f"dp{r}/{op}", bytes=incoming)  # the update reads the reduced buffer
     for a, b, data in graph.edges(data=True):
         for r in range(n):
-            if b in updates:  # gradients are complete: reduce them first
+            if b in update_set:  # gradients are complete: reduce them first
                 out.add_edge(f"dp{r}/{a}", f"dp_all_reduce:{b}@{maps[r](graph.nodes[b].get('pin'))}",
                              bytes=data["bytes"])
             else:

@@ -127,8 +127,9 @@ def tensor_parallel(graph: nx.DiGraph, units: Sequence[str] | Mapping[str, Seque
     gathered = ({a for a, b in graph.edges if role[a] == SPLIT and role[b] == REPLICATED and a not in backward}
                 if p > 1 else set())
     for op, data in graph.nodes(data=True):
+        shard = _shard(graph, op, data, role, p, edge_bytes)
         for unit in ranks[op]:
-            add_op(out, f"{op}@{unit}", **_shard(graph, op, data, role, p, edge_bytes), pin=unit)
+            add_op(out, f"{op}@{unit}", **shard, pin=unit)
         if p > 1 and (role[op] == REDUCE or op in gathered):
             _add_collective(out, op, data, "all_reduce" if role[op] == REDUCE else "all_gather", ranks[op])
     for a, b, data in graph.edges(data=True):

@@ -218,8 +218,7 @@ class _Run:
             moved = data["bytes_read"] + data["bytes_written"]
             shared = None
             if isinstance(self.network, FairNetwork) and c.memory_s > 0 and moved > 0 and "cost" not in data:
-                power = spec.state(name)
-                shared = (c, power.static_power_w, power.dynamic_power_w)
+                shared = (c, spec.state(name))
             plan.append((op, c.total_s, watts, state, alloc, data["flop"], moved, local[op], remote[op],
                          releases[op], collective_of.get(op), shared))
         return plan
@@ -252,10 +251,10 @@ class _Run:
             elif power is not None:  # the state, its power and the op's time follow the power manager
                 start, now, state = yield from power.run_op(unit, op, self.schedule.power_state.get(op))
             elif shared is not None:  # its memory traffic competes with the ops co-running on its memory
-                c, static_w, dynamic_w = shared
+                c, power_state = shared
                 yield from op_body(env, network, c.overhead_s, c.compute_s, c.memory_s, moved, mem)
                 now = env.now
-                busy.append((start, now, static_w + dynamic_w * min(1.0, c.compute_s / (now - start))))
+                busy.append((start, now, power_state.power_w(min(1.0, c.compute_s / (now - start)))))
             elif duration > 0:
                 yield env.timeout(duration)
                 now = env.now

@@ -38,11 +38,6 @@ from hetsim.sim.records import build_trace, op_power
 from hetsim.sim.trace import OpRun, Trace, TransferRun
 
 
-def moved_bytes(data: dict) -> float:
-    """Bytes an op reads and writes."""
-    return data["bytes_read"] + data["bytes_written"]
-
-
 class _OnlineRun:
     def __init__(self, graph: nx.DiGraph, cost: CostModel, policy: OnlinePolicy, options: SimOptions):
         if options.power.active:
@@ -222,6 +217,7 @@ class _OnlineRun:
                 self.running_end[unit] = env.now + c.total_s
             start = env.now
             data = self.nodes[op]
+            moved = data["bytes_read"] + data["bytes_written"]
             if self.memory is not None and self.root[op] == op:
                 self.held.setdefault(op, []).append(self.mem_of_unit[unit])
                 self.memory.allocate(start, self.mem_of_unit[unit], (op, self.mem_of_unit[unit]),
@@ -232,16 +228,15 @@ class _OnlineRun:
                 start = collective.start_s
                 if env.now > start:
                     self.busy[unit].append((start, env.now, watts))
-            elif isinstance(self.network, FairNetwork) and c.memory_s > 0 and "cost" not in data and moved_bytes(data):
-                yield from op_body(env, self.network, c.overhead_s, c.compute_s, c.memory_s, moved_bytes(data),
+            elif isinstance(self.network, FairNetwork) and c.memory_s > 0 and "cost" not in data and moved:
+                yield from op_body(env, self.network, c.overhead_s, c.compute_s, c.memory_s, moved,
                                    self.mem_of_unit[unit])
-                power, active = spec.state(None), min(1.0, c.compute_s / (env.now - start))
-                self.busy[unit].append((start, env.now, power.static_power_w + power.dynamic_power_w * active))
+                active = min(1.0, c.compute_s / (env.now - start))
+                self.busy[unit].append((start, env.now, spec.state(None).power_w(active)))
             elif c.total_s > 0:
                 yield env.timeout(c.total_s)
                 self.busy[unit].append((start, env.now, watts))
-            self.op_records.append(OpRun(op, unit, start, env.now, state, data["flop"],
-                                         data["bytes_read"] + data["bytes_written"]))
+            self.op_records.append(OpRun(op, unit, start, env.now, state, data["flop"], moved))
             self.order[unit].append(op)
             self.running[unit] = None
             self.finished[op] = env.now

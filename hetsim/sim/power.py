@@ -34,9 +34,9 @@ from typing import Any
 import simpy
 
 from hetsim.cost.model import CostModel
-from hetsim.errors import ScenarioError
+from hetsim.errors import ScenarioError, UnitError
 from hetsim.spec.types import Platform, PowerState
-from hetsim.units import parse
+from hetsim.units import parse_positive
 
 GOVERNORS = ("schedule", "performance", "powersave", "ondemand", "schedutil")
 LOW_THRESHOLD = 0.3  # ondemand steps down below this utilization (DS3's util_low_threshold)
@@ -132,12 +132,9 @@ def _quantity(value: Any, dimension: str | None, where: str) -> float:
             raise ScenarioError(f"{where}: got {value!r}, expected a number")
         return float(value)
     try:
-        number = parse(value, dimension, where)
-    except Exception as exc:  # a UnitError: re-raise as the scenario's one-line error
+        return parse_positive(value, dimension, where, allow_zero=True)
+    except UnitError as exc:  # re-raised as the scenario's one-line error
         raise ScenarioError(str(exc)) from None
-    if number < 0:
-        raise ScenarioError(f"{where}: got {value!r}, expected a non-negative {dimension}")
-    return number
 
 
 def _thermal(raw: Any) -> ThermalOptions:
@@ -180,6 +177,8 @@ class PowerManager:
         top = {u: len(s) - 1 for u, s in self.states.items()}
         start = {"performance": top, "powersave": dict.fromkeys(top, 0)}.get(options.governor)
         nominal = {u.name: self.states[u.name].index(u.nominal) for u in platform.units}
+        self.nominal_level = nominal
+        self.level_of = {u: {state.name: i for i, state in enumerate(s)} for u, s in self.states.items()}
         self.governed = dict(start or nominal)
         self.cap_limit, self.thermal_limit = dict(top), dict(top)
         self.cap_w = platform.power_budget_w if options.cap_budget else options.cap_w
@@ -229,9 +228,7 @@ class PowerManager:
         if self.asleep[unit]:
             yield from self._wake(unit)
         if self.options.governor == "schedule":
-            names = [s.name for s in self.states[unit]]
-            self.governed[unit] = names.index(scheduled) if scheduled in names else \
-                names.index(self.platform.unit(unit).nominal.name)
+            self.governed[unit] = self.level_of[unit].get(scheduled, self.nominal_level[unit])
             self._settle(unit)
         start = env.now
         running = self.running[unit] = _Running(op, env.event(), start)

@@ -18,7 +18,7 @@ def op_power(cost: CostModel, unit: ComputeUnit, op: str, state: str | None) -> 
     """(cost, busy power in W, power state name) of ``op`` on ``unit`` at ``state`` (nominal if None)."""
     c = cost.op_cost_at(op, unit.name, state)
     spec = unit.state(state)
-    return c, spec.static_power_w + spec.dynamic_power_w * c.activity, spec.name
+    return c, spec.power_w(c.activity), spec.name
 
 
 def power_samples(platform: Platform, unit: str, busy: list[tuple[float, float, float]]) -> list[tuple]:

@@ -278,7 +278,8 @@ def write_table(rows: Iterable[Mapping], spec: SweepSpec, out: Path) -> Path:
     if importlib.util.find_spec("pyarrow") is not None and importlib.util.find_spec("pandas") is not None:
         import pandas as pd
 
-        frame = pd.DataFrame([{c: _parquet_value(row.get(c), _column_kind(flat, c)) for c in columns} for row in flat],
+        kinds = {c: _column_kind(flat, c) for c in columns}
+        frame = pd.DataFrame([{c: _parquet_value(row.get(c), kinds[c]) for c in columns} for row in flat],
                              columns=columns)
         tmp = out / "results.parquet.tmp"
         frame.to_parquet(tmp, index=False)
