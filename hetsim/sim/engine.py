@@ -51,7 +51,9 @@ class SimOptions:
         Track capacity over time and raise :class:`~hetsim.errors.OutOfMemoryError` on overflow.
     collective_algorithm : str
         ``"ring"`` or ``"tree"`` (recursive halving/doubling, binomial broadcast), see
-        :mod:`hetsim.cost.collectives`.
+        :mod:`hetsim.cost.collectives`. The :class:`~hetsim.cost.model.CostModel` carries the
+        algorithm the engine runs (schedulers must estimate the same one), so a cost model built
+        with another algorithm is refused; :func:`hetsim.simulate` builds it from this option.
     collective_mode : str
         ``"transfers"``: collectives run their steps as transfers on the links (they contend);
         ``"analytic"``: each takes its alpha-beta time, no transfers (faster, contention-blind).
@@ -80,6 +82,13 @@ class SimOptions:
                 raise ScenarioError(f"sim.{key}: got {getattr(self, key)!r}, expected one of {', '.join(allowed)}")
 
 
+def check_algorithm(cost: CostModel, options: SimOptions) -> None:
+    """The engine runs the cost model's collective algorithm: refuse options that ask for another."""
+    if options.collective_algorithm != cost.collective_algorithm:
+        raise ScenarioError(f"sim.collective_algorithm: got {options.collective_algorithm!r}, expected the cost "
+                            f"model's {cost.collective_algorithm!r} (build the CostModel with the same algorithm)")
+
+
 class _Run:
     """State of one simulation; built fresh by :func:`run`.
 
@@ -90,6 +99,7 @@ class _Run:
     def __init__(self, graph: nx.DiGraph, schedule: Schedule, cost: CostModel, options: SimOptions):
         self.env = simpy.Environment()
         self.graph, self.schedule, self.cost, self.options = graph, schedule, cost, options
+        check_algorithm(cost, options)
         self.platform = cost.platform
         unit_mem = {u.name: u.memory for u in self.platform.units}
         self.unit_of = dict(schedule.assignment)  # a plain dict reads faster than the mapping proxy

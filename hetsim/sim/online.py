@@ -31,7 +31,7 @@ from hetsim.errors import ScenarioError, SimulationError
 from hetsim.sched.online import OnlinePolicy, Snapshot, UnitView
 from hetsim.sched.schedule import Schedule
 from hetsim.sim.collectives import Collectives
-from hetsim.sim.engine import SimOptions
+from hetsim.sim.engine import SimOptions, check_algorithm
 from hetsim.sim.memory import MemoryTracker, storage_roots
 from hetsim.sim.network import FairNetwork, contends, make_network, op_body
 from hetsim.sim.records import build_trace, op_power
@@ -48,6 +48,7 @@ class _OnlineRun:
                                 f"{policy.name!r}, expected 'error' (offloading needs a static schedule)")
         self.env = simpy.Environment(initial_time=0.0)
         self.graph, self.cost, self.policy, self.options = graph, cost, policy, options
+        check_algorithm(cost, options)
         self.platform = cost.platform
         self.units = [u.name for u in self.platform.units]
         self.mem_of_unit = {u.name: u.memory for u in self.platform.units}

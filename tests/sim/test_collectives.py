@@ -63,6 +63,20 @@ def test_expanded_steps_take_the_analytic_time_without_contention(kind, algorith
     assert not sims["analytic"].trace.transfers
 
 
+def test_the_engine_refuses_options_asking_for_another_algorithm_than_the_cost_models():
+    from hetsim.errors import ScenarioError
+    from hetsim.sim.engine import SimOptions, run
+
+    platform = load_platform("dgx-h100")
+    g = collective_graph("all_reduce", ["gpu0", "gpu1"], 1e6)
+    cost = CostModel(g, platform, "ring")
+    from hetsim.sched import get_scheduler
+
+    schedule = get_scheduler("eft")(g, cost)
+    with pytest.raises(ScenarioError, match=r"^sim.collective_algorithm: got 'tree', expected the cost model's 'ring'"):
+        run(g, schedule, cost, SimOptions(collective_algorithm="tree"))
+
+
 def test_tree_all_reduce_is_rabenseifners():
     # 2 log2(p) latencies + the same 2 (p - 1)/p n/B as the ring
     assert collective_time("all_reduce", "tree", 8, 8e9, 1e-6, 1e9) == pytest.approx(6e-6 + 2 * 7 / 8 * 8)
