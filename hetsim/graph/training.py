@@ -127,9 +127,10 @@ def _add_backward(graph: nx.DiGraph, out: nx.DiGraph, op: str, needs_grad: dict[
 
 def _add_update(graph: nx.DiGraph, out: nx.DiGraph, op: str, optimizer: str) -> None:
     data = graph.nodes[op]
-    # the update reads the accumulated gradient buffer, not grad.<op>'s output: an ordering edge
+    # the update reads the accumulated gradient buffer, not grad.<op>'s output: an ordering edge;
+    # an op that does no arithmetic (an embedding) has no dtype: its parameters are in the graph's
     add_update(out, f"update.{op}", parameters(data), after=f"grad.{op}", optimizer=optimizer,
-               dtype=data.get("dtype"), module=data.get("module", ""))
+               dtype=data.get("dtype") or graph.graph.get("dtype"), module=data.get("module", ""))
 
 
 def add_update(out: nx.DiGraph, name: str, params: dict[str, float], *, after: str, optimizer: str = "adamw",

@@ -98,3 +98,13 @@ def test_a_pipelined_step_runs_in_1f1b_order_with_its_bubble():
     # the first backward on stage 0 waits for microbatch 0 to cross every stage and come back
     assert runs["grad.fc0#0@u0"].start_s > runs["grad.fc3#0@u3"].end_s > runs["fc3#0@u3"].end_s
     assert all(runs[f"update.fc{i}@u{i}"].start_s >= runs[f"grad.fc{i}#7@u{i}"].end_s for i in range(4))
+
+
+def test_the_embeddings_optimizer_state_is_sized_in_the_graphs_dtype():
+    # an embedding op does no arithmetic and carries no dtype; its bf16 table still has fp32 states
+    step = training_step(model_graph("llama-tiny", batch=1, seq_len=8, dtype="bf16"))
+    (update,) = [d for op, d in step.nodes(data=True) if op.startswith("update.") and "embed_tokens.weight" in
+                 d["weights"]]
+    table = update["weights"]["embed_tokens.weight"]
+    assert update["weights"]["master:embed_tokens.weight"] == 2 * table  # fp32 copy of a bf16 table
+    assert update["flop"] == 12 * table / 2  # AdamW, 12 FLOPs per parameter
