@@ -228,10 +228,7 @@ def _persistent_names(ep: Any, module: Any) -> dict[str, str]:
     """
     from torch.export.graph_signature import InputKind
 
-    first: dict[int, str] = {}
-    canonical = {}
-    for key, t in (*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False)):
-        canonical[key] = first.setdefault(id(t), key)
+    canonical = canonical_names(module)
     names = {}
     for spec in ep.graph_signature.input_specs:
         arg_name = getattr(spec.arg, "name", None)
@@ -301,6 +298,13 @@ def capture(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = 
 
     add_fx_ops(g, ep.graph, persistent)
     return validate_graph(g)
+
+
+def canonical_names(module: Any) -> dict[str, str]:
+    """Every parameter and buffer name of ``module`` → the first name of its tensor (tied weights share one)."""
+    first: dict[int, str] = {}
+    tensors = (*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False))
+    return {key: first.setdefault(id(t), key) for key, t in tensors}
 
 
 def add_fx_ops(g: nx.DiGraph, graph: Any, persistent: dict[str, str], *, loss: str | None = None,

@@ -27,7 +27,7 @@ from typing import Any
 import networkx as nx
 
 from hetsim.errors import GraphError
-from hetsim.graph.capture import _fake_everything, add_fx_ops, graph_for
+from hetsim.graph.capture import _fake_everything, add_fx_ops, canonical_names, graph_for
 from hetsim.graph.schema import DTYPE_BYTES, add_op, validate_graph
 from hetsim.graph.training import OPTIMIZERS, add_update
 
@@ -79,10 +79,7 @@ def joint_program(module: Any, args: tuple[Any, ...]) -> tuple[Any, Any, dict[st
     except Exception as exc:  # torch raises many exception types; surface one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise GraphError(f"capture_training: joint trace failed for {type(module).__name__}: {first}") from exc
-    first_name: dict[int, str] = {}
-    canonical = {}
-    for key, t in (*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False)):
-        canonical[key] = first_name.setdefault(id(t), key)
+    canonical = canonical_names(module)
     persistent = [canonical.get(n.removeprefix("model."), n.removeprefix("model."))
                   for n in (*sig.parameters, *sig.buffers)]
     persistent += _input_names(module, len(sig.user_inputs))

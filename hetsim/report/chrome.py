@@ -140,11 +140,12 @@ def chrome_trace(trace: Trace, platform: Platform, graph: nx.DiGraph | None = No
     slices.sort(key=lambda e: (e["pid"], e["tid"], e["ts"], -e["dur"], e["name"]))
 
     counters = []
-    for name, steps in power_steps(trace, platform).items():
+    per_unit = power_steps(trace, platform)
+    for name, steps in per_unit.items():
         for t, watts in steps:
             counters.append({"name": f"power {name}", "ph": "C", "ts": t * _US, "pid": PID_POWER,
                              "args": {"W": float(watts)}})
-    for t, watts in package_power_steps(trace, platform):
+    for t, watts in package_power_steps(trace, platform, per_unit):
         counters.append({"name": PACKAGE_COUNTER, "ph": "C", "ts": t * _US, "pid": PID_POWER,
                          "args": {"W": float(watts)}})
     for attr, label, key, scale in (("frequency", "frequency", "GHz", 1e-9), ("temperature", "temperature", "C", 1.0)):

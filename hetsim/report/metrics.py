@@ -25,6 +25,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -163,13 +164,15 @@ def power_steps(trace: Trace, platform: Platform) -> dict[str, list[tuple[float,
     return steps
 
 
-def package_power_steps(trace: Trace, platform: Platform) -> list[tuple[float, float]]:
+def package_power_steps(trace: Trace, platform: Platform,
+                        steps: Mapping[str, list[tuple[float, float]]] | None = None) -> list[tuple[float, float]]:
     """The package's power (every unit's summed) as steps, like :func:`power_steps`.
 
     A unit adds nothing before its first step. Moving bytes is not in it: memories and links
-    are charged per byte (:func:`data_energy_j`), not as power over time.
+    are charged per byte (:func:`data_energy_j`), not as power over time. ``steps``: the
+    :func:`power_steps` of ``trace`` when the caller already has them.
     """
-    per_unit = list(power_steps(trace, platform).values())
+    per_unit = list((power_steps(trace, platform) if steps is None else steps).values())
     changes = sorted({t for series in per_unit for t, _ in series})
     level = [0.0] * len(per_unit)
     cursor = [0] * len(per_unit)

@@ -107,9 +107,10 @@ def plot_power(trace: Trace, platform: Platform, path: str | Path, *,
     axes = fig.subplots(1 + len(extra), 1, sharex=True, squeeze=False)[:, 0]
     power = axes[0]
     colors = {u.name: f"C{i % 10}" for i, u in enumerate(platform.units)}  # a unit keeps its colour in every panel
-    for unit, steps in power_steps(trace, platform).items():
+    per_unit = power_steps(trace, platform)
+    for unit, steps in per_unit.items():
         power.step([t * scale for t, _ in steps], [w for _, w in steps], where="post", label=unit, color=colors[unit])
-    package = package_power_steps(trace, platform)
+    package = package_power_steps(trace, platform, per_unit)
     power.step([t * scale for t, _ in package], [w for _, w in package], where="post", label="package",
                color=_PACKAGE_COLOR, linewidth=1.6)
     limit, what = (cap_w, "cap") if cap_w is not None else (platform.power_budget_w, "budget")

@@ -308,7 +308,7 @@ class PowerManager:
                 self.finished = True
                 return
             seen = self.progress
-            action(interval)
+            action()
 
     def _utilization(self, unit: str, now: float) -> float:
         """Busy share of the window since the last governor tick."""
@@ -319,7 +319,7 @@ class PowerManager:
         self.busy_acc[unit] = 0.0
         return min(1.0, max(0.0, busy / (now - self.window_start))) if now > self.window_start else 0.0
 
-    def _govern(self, _interval: float) -> None:
+    def _govern(self) -> None:
         now = self.env.now
         utils = {unit: self._utilization(unit, now) for unit in self.states}
         self.window_start = now
@@ -335,7 +335,7 @@ class PowerManager:
                 self.governed[unit] = next((i for i, s in enumerate(states) if s.freq_hz >= target), len(states) - 1)
             self._settle(unit)
 
-    def _cap(self, _interval: float) -> None:
+    def _cap(self) -> None:
         cap = self.cap_w
         if sum(self.power.values()) > cap:
             while sum(self.power.values()) > cap:
@@ -369,7 +369,7 @@ class PowerManager:
             self.temp[unit] = steady + (self.temp[unit] - steady) * math.exp(-dt / tau)
             self._temp_at[unit] = now
 
-    def _throttle(self, _interval: float) -> None:
+    def _throttle(self) -> None:
         th = self.options.thermal
         for unit in sorted(self.thermal_units):
             self._heat(unit)
