@@ -33,7 +33,7 @@ from hetsim.sched.schedule import Schedule
 from hetsim.sim.collectives import Collectives
 from hetsim.sim.engine import SimOptions, check_algorithm
 from hetsim.sim.memory import MemoryTracker, storage_roots
-from hetsim.sim.network import FairNetwork, contends, make_network, op_body
+from hetsim.sim.network import FairNetwork, make_network, move, op_body
 from hetsim.sim.records import build_trace, op_power
 from hetsim.sim.trace import OpRun, Trace, TransferRun
 
@@ -155,26 +155,29 @@ class _OnlineRun:
                 key = ("edge", pred, op)
                 if src_unit == unit or key in self.copies:
                     continue
-                self._transfer(key, pred, op, mem, data["bytes"], float(data["cost"]), False)
+                self._transfer(key, pred, op, mem, data["bytes"], float(data["cost"]))
             else:
                 src_mem = self.mem_of_unit[src_unit]
                 key = (pred, mem)
                 if src_mem == mem or key in self.copies:
                     continue
-                route = self.platform.route(src_mem, mem)
-                shared = self.network is not None and contends(data["bytes"], route.links,
-                                                               route.bandwidth_bytes_per_s)
-                self._transfer(key, pred, op, mem, data["bytes"], route.time_s(data["bytes"]), shared)
+                self._hold(pred, op, mem, data["bytes"])
+                self.copies[key] = move(self.env, self.network, self.platform, data["bytes"], src_mem, mem,
+                                        self.transfer_records, pred, op)
 
-    def _transfer(self, key: tuple, pred: str, op: str, dst_mem: str, nbytes: float, duration: float,
-                  shared: bool) -> None:
-        env, start = self.env, self.env.now
-        src_mem = self.mem_of_unit[self.placed[pred]]
-        event = self.copies[key] = env.event()
+    def _hold(self, pred: str, op: str, dst_mem: str, nbytes: float) -> None:
+        """Allocate ``pred``'s tensor in ``dst_mem`` (once per memory) as its copy starts."""
         root = self.root[pred]
         if self.memory is not None and dst_mem not in self.held.setdefault(root, []):
             self.held[root].append(dst_mem)
-            self.memory.allocate(start, dst_mem, (root, dst_mem), nbytes, op)
+            self.memory.allocate(self.env.now, dst_mem, (root, dst_mem), nbytes, op)
+
+    def _transfer(self, key: tuple, pred: str, op: str, dst_mem: str, nbytes: float, duration: float) -> None:
+        """An edge with an explicit cost: a fixed delay, recorded on the route's links."""
+        env, start = self.env, self.env.now
+        src_mem = self.mem_of_unit[self.placed[pred]]
+        event = self.copies[key] = env.event()
+        self._hold(pred, op, dst_mem, nbytes)
         links = self.platform.route(src_mem, dst_mem).links
 
         def arrived(_event: simpy.Event | None = None) -> None:
@@ -182,10 +185,7 @@ class _OnlineRun:
                                                      (op,)))
             event.succeed()
 
-        if shared:
-            self.network.send(nbytes, src_mem, dst_mem, arrived)
-        else:
-            env.timeout(duration).callbacks.append(arrived)
+        env.timeout(duration).callbacks.append(arrived)
 
     def _inputs_there(self, op: str, unit: str) -> list[simpy.Event]:
         """The transfers ``op`` still waits for on ``unit``."""
