@@ -5,9 +5,11 @@ causal multi-head attention through :func:`torch.nn.functional.scaled_dot_produc
 (tanh approximation, GPT-2's ``gelu_new``) MLP and an ``lm_head`` tied to the token embedding.
 ``nn.Linear`` stands in for GPT-2's ``Conv1D`` (same maths, transposed weight).
 
-Decode follows the Hugging Face ``DynamicCache`` convention: per-layer past keys and values come
-in as forward inputs, the new token's keys and values are concatenated onto them, and the grown
-cache is returned with the logits.
+Decode follows the Hugging Face ``StaticCache`` convention, as :mod:`hetsim.models.llama` does: a
+preallocated cache (:func:`empty_cache`) comes in as a forward input, each layer writes the new
+tokens' keys and values into it in place (``index_copy_`` at positions ``[start, start + t)``,
+by default its last ``t`` slots; ``cache_position`` sets ``start``), attention reads the filled
+prefix, and the cache is returned with the logits. Prefill without a cache returns a new one.
 
 Examples
 --------
@@ -18,8 +20,12 @@ Examples
 >>> logits, cache = model(ids, use_cache=True)
 >>> logits.shape, cache[0][0].shape
 (torch.Size([2, 5, 64]), torch.Size([2, 4, 5, 8]))
->>> model(ids[:, :1], past_key_values=cache)[0].shape
-torch.Size([2, 1, 64])
+>>> cache = empty_cache(cfg, 2, 5)  # 5 past tokens and room for one more
+>>> for (k, v), (k5, v5) in zip(cache, model(ids, use_cache=True)[1]):
+...     k[:, :, :5], v[:, :, :5] = k5, v5
+>>> step, same = model(ids[:, :1], past_key_values=cache)  # position 5, written in place
+>>> step.shape, same[0][0] is cache[0][0]
+(torch.Size([2, 1, 64]), True)
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from hetsim.models.llama import attend, cache_slots, write_cache
 from torch import nn
 
 KV = tuple[torch.Tensor, torch.Tensor]
@@ -58,15 +65,14 @@ class Attention(nn.Module):
         self.c_attn = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.c_proj = nn.Linear(cfg.d_model, cfg.d_model)
 
-    def forward(self, x: torch.Tensor, past: KV | None) -> tuple[torch.Tensor, KV]:
+    def forward(self, x: torch.Tensor, past: KV | None, slots: torch.Tensor | None = None,
+                start: int = 0) -> tuple[torch.Tensor, KV]:
         b, t, d = x.shape
         q, k, v = self.c_attn(x).split(d, dim=2)
         q, k, v = (z.view(b, t, self.n_heads, self.head_dim).transpose(1, 2) for z in (q, k, v))
-        if past is not None:
-            k = torch.cat((past[0], k), dim=2)
-            v = torch.cat((past[1], v), dim=2)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=past is None and t > 1)
-        return self.c_proj(y.transpose(1, 2).reshape(b, t, d)), (k, v)
+        kv = (k, v) if past is None or slots is None else write_cache(past, k, v, slots)
+        y = attend(q, *kv, start)
+        return self.c_proj(y.transpose(1, 2).reshape(b, t, d)), kv
 
 
 class MLP(nn.Module):
@@ -87,17 +93,19 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: torch.Tensor, past: KV | None) -> tuple[torch.Tensor, KV]:
-        a, kv = self.attn(self.ln_1(x), past)
+    def forward(self, x: torch.Tensor, past: KV | None, slots: torch.Tensor | None = None,
+                start: int = 0) -> tuple[torch.Tensor, KV]:
+        a, kv = self.attn(self.ln_1(x), past, slots, start)
         x = x + a
         return x + self.mlp(self.ln_2(x)), kv
 
 
 class GPT2(nn.Module):
-    """GPT-2 language model: ``forward(input_ids, past_key_values=None, use_cache=False)``.
+    """GPT-2 language model: ``forward(input_ids, past_key_values=None, use_cache=False, cache_position=None)``.
 
     Returns the logits, or ``(logits, cache)`` when a cache is passed or ``use_cache`` is set; the
-    cache holds one ``(keys, values)`` pair of shape ``(batch, n_heads, length, head_dim)`` per layer.
+    cache holds one ``(keys, values)`` pair of shape ``(batch, n_heads, capacity, head_dim)`` per
+    layer, written in place at ``cache_position .. cache_position + t`` (default: its last ``t`` slots).
     """
 
     def __init__(self, cfg: GPT2Config) -> None:
@@ -110,14 +118,15 @@ class GPT2(nn.Module):
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight
 
-    def forward(self, input_ids: torch.Tensor, past_key_values: KVCache | None = None,
-                use_cache: bool = False) -> torch.Tensor | tuple[torch.Tensor, KVCache]:
-        start = 0 if past_key_values is None else past_key_values[0][0].shape[2]
-        pos = torch.arange(start, start + input_ids.shape[1], device=input_ids.device)
+    def forward(self, input_ids: torch.Tensor, past_key_values: KVCache | None = None, use_cache: bool = False,
+                cache_position: int | None = None) -> torch.Tensor | tuple[torch.Tensor, KVCache]:
+        t = input_ids.shape[1]
+        start, slots = cache_slots(past_key_values, t, cache_position, input_ids.device)
+        pos = torch.arange(start, start + t, device=input_ids.device) if slots is None else slots
         x = self.wte(input_ids) + self.wpe(pos)
         cache: KVCache = []
         for i, block in enumerate(self.h):
-            x, kv = block(x, None if past_key_values is None else past_key_values[i])
+            x, kv = block(x, None if past_key_values is None else past_key_values[i], slots, start)
             cache.append(kv)
         logits = self.lm_head(self.ln_f(x))
         if past_key_values is None and not use_cache:
@@ -125,9 +134,18 @@ class GPT2(nn.Module):
         return logits, cache
 
 
-def empty_cache(cfg: GPT2Config, batch: int, length: int, *, device: torch.device | str | None = None,
-                dtype: torch.dtype | None = None) -> KVCache:
-    """A KV cache of ``length`` past tokens per sequence (uninitialised; for shapes and capture)."""
-    shape = (batch, cfg.n_heads, length, cfg.head_dim)
+def empty_cache(cfg: GPT2Config, batch: int, length: int, *, new_tokens: int = 1,
+                device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> KVCache:
+    """A preallocated KV cache: ``length`` past tokens plus room for ``new_tokens`` per sequence.
+
+    Uninitialised (for shapes and capture, or for a prefill to fill); the default room is one
+    decode step, which then writes slot ``length``.
+
+    Examples
+    --------
+    >>> len(cache := empty_cache(GPT2Config(d_model=8, n_layers=1, n_heads=2), 2, 4, device="meta")), cache[0][0].shape
+    (1, torch.Size([2, 2, 5, 4]))
+    """
+    shape = (batch, cfg.n_heads, length + new_tokens, cfg.head_dim)
     return [(torch.empty(shape, device=device, dtype=dtype), torch.empty(shape, device=device, dtype=dtype))
             for _ in range(cfg.n_layers)]

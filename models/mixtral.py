@@ -1,8 +1,9 @@
 """Mixtral-style sparse Mixture-of-Experts decoder in plain torch.
 
-The Llama decoder of :mod:`hetsim.models.llama` (RMSNorm, RoPE, grouped-query attention, KV cache)
-with each block's SwiGLU MLP replaced by a sparse MoE block, after Jiang et al. 2024, "Mixtral of
-Experts" (arXiv:2401.04088), and the reference code of ``mistralai/mistral-src`` (``moe.py``):
+The Llama decoder of :mod:`hetsim.models.llama` (RMSNorm, RoPE, grouped-query attention, a
+preallocated KV cache written in place) with each block's SwiGLU MLP replaced by a sparse MoE
+block, after Jiang et al. 2024, "Mixtral of Experts" (arXiv:2401.04088), and the reference code of
+``mistralai/mistral-src`` (``moe.py``):
 
 * a router ``gate`` (a linear ``d_model → n_experts``, no bias) scores every token;
 * the ``top_k`` best logits are kept and softmaxed into the token's gating weights;
@@ -34,6 +35,10 @@ Examples
 >>> logits, cache = model(ids, use_cache=True)
 >>> logits.shape, cache[0][0].shape
 (torch.Size([2, 5, 64]), torch.Size([2, 2, 5, 8]))
+>>> cache = empty_cache(cfg, 2, 5)  # (uninitialised) room for 5 past tokens and one new one
+>>> step, same = model(ids[:, :1], past_key_values=cache)  # writes slot 5 of every layer in place
+>>> step.shape, same[1][0] is cache[1][0], cache[1][0].shape
+(torch.Size([2, 1, 64]), True, torch.Size([2, 2, 6, 8]))
 >>> [n for n, _ in model.layers[0].block_sparse_moe.named_parameters()][:4]
 ['gate.weight', 'experts.0.w1.weight', 'experts.0.w2.weight', 'experts.0.w3.weight']
 >>> balanced_slices(n_assignments=10, n_experts=4)

@@ -32,7 +32,16 @@ Every ``call_function`` node of the exported graph becomes one op, named after t
     the (first) output's shape and the innermost module of ``nn_module_stack``.
 
 Edges follow data: ``bytes`` is the tensor that flows (one item of a tuple output for
-``getitem``; 0 into creation ops such as ``zeros_like``, which read only metadata).
+``getitem``; 0 into creation ops such as ``zeros_like``, which read only metadata; 0 out of a
+write into a persistent tensor and its views: their readers list the tensor in ``weights``).
+
+**Writes into a persistent tensor** (a KV cache updated in place): an ``index_copy_``,
+``index_put_`` or ``copy_`` whose destination is (a view of) a graph input, parameter or buffer —
+or, in a functionalized graph, an ``index_copy``/``index_put``/``slice_scatter``/``select_scatter``/
+``copy`` whose output the signature writes back into one — reads only the update (and its
+indices) and writes only the update's bytes, all of them ``inplace_bytes`` (no allocation). Its
+output is the tensor itself: the ops that read it afterwards list it in ``weights`` and read it
+once, as they would the input.
 """
 
 from __future__ import annotations
@@ -61,6 +70,8 @@ _DTYPE_NAMES = {
     "float8_e4m3fn": "fp8", "float8_e5m2": "fp8", "float8_e4m3fnuz": "fp8", "float8_e5m2fnuz": "fp8",
 }
 _NO_ARITHMETIC = frozenset({"view", "copy", "embedding"})
+#: ops that overwrite part of their first argument: ATen name -> position of the data written
+_WRITES = {"index_copy": 3, "index_put": 2, "_index_put_impl": 2, "slice_scatter": 1, "select_scatter": 1, "copy": 1}
 
 
 def dtype_name(dtype: Any) -> str | None:
@@ -296,8 +307,23 @@ def capture(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = 
     g = graph_for(module, ep.graph, ep.graph_signature.user_inputs, "capture", name=name, phase=phase, dtype=dtype,
                   batch=batch, seq_len=seq_len)
 
-    add_fx_ops(g, ep.graph, persistent)
+    add_fx_ops(g, ep.graph, persistent, mutations=_mutations(ep, module, persistent))
     return validate_graph(g)
+
+
+def _mutations(ep: Any, module: Any, persistent: dict[str, str]) -> dict[str, str]:
+    """Output node name → the persistent tensor a functionalized graph writes it back into."""
+    from torch.export.graph_signature import OutputKind
+
+    canonical = canonical_names(module)
+    out = {}
+    for spec in ep.graph_signature.output_specs:
+        arg_name = getattr(spec.arg, "name", None)
+        if arg_name is not None and spec.kind == OutputKind.USER_INPUT_MUTATION:
+            out[arg_name] = persistent.get(str(spec.target), str(spec.target))
+        elif arg_name is not None and spec.kind == OutputKind.BUFFER_MUTATION:
+            out[arg_name] = canonical.get(str(spec.target), str(spec.target))
+    return out
 
 
 def canonical_names(module: Any) -> dict[str, str]:
@@ -308,10 +334,13 @@ def canonical_names(module: Any) -> dict[str, str]:
 
 
 def add_fx_ops(g: nx.DiGraph, graph: Any, persistent: dict[str, str], *, loss: str | None = None,
-               backward_prefix: str = "grad.", infer_modules: bool = False) -> None:
+               backward_prefix: str = "grad.", infer_modules: bool = False,
+               mutations: dict[str, str] | None = None) -> None:
     """Add one op per ``call_function`` node of the fx ``graph`` to ``g``, and the edges between them.
 
-    ``persistent`` maps placeholder names to the weight/input names ops list in ``weights``. For a
+    ``persistent`` maps placeholder names to the weight/input names ops list in ``weights``;
+    ``mutations`` maps the nodes a functionalized graph writes back into a persistent tensor to
+    that tensor's name (see the module docstring on writes into persistent tensors). For a
     training step's joint graph (:mod:`hetsim.graph.capture_train`), the nodes after the ``loss``
     node get ``backward_prefix`` in their names, and with ``infer_modules`` an op without an
     ``nn_module_stack`` (aot_autograd keeps none) takes the module of the first parameter it reads,
@@ -321,6 +350,12 @@ def add_fx_ops(g: nx.DiGraph, graph: Any, persistent: dict[str, str], *, loss: s
     kept: dict[str, str] = {}  # fx node name -> op name
     modules: dict[str, str] = {}
     view_roots: dict[str, dict[str, int]] = {}
+    # fx node name -> the persistent tensor its value is (a placeholder, a view of one, a write into one)
+    aliases = {n.name: persistent[n.name] for n in graph.nodes
+               if n.op == "placeholder" and n.name in persistent and _tensors(n.meta.get("val"))}
+    sizes = {aliases[n.name]: _dense_bytes(n.meta.get("val")) for n in graph.nodes if n.name in aliases}
+    updated: set[str] = set()  # writes into a persistent tensor and views of them: read through ``weights``
+    last_write: dict[str, str] = {}  # persistent tensor -> the op that last wrote into it
     in_backward: set[str] = set()
     backward = False
     for node in graph.nodes:
@@ -333,8 +368,12 @@ def add_fx_ops(g: nx.DiGraph, graph: Any, persistent: dict[str, str], *, loss: s
             backward = backward or node.name == loss
             continue
         inputs = [a for a in node.all_input_nodes if a.op == "placeholder" or a.name in kept]
+        written = _written_tensor(node, op_name, aliases, mutations or {})
+        dest = node.args[0] if written is not None else None
+        if dest is not None:  # the destination is neither read nor a new tensor
+            inputs = [a for a in inputs if a is not dest]
         in_tensors = [t for a in inputs for t in _tensors(a.meta.get("val"))]
-        kind = _kind(node, op_name, kind, role, in_tensors)
+        kind = _kind(node, op_name, kind, role, in_tensors) if written is None else kind
         weights: dict[str, int] = {}
         for a in inputs:
             if a.op == "placeholder" and a.name in persistent and _tensors(a.meta.get("val")):
@@ -348,6 +387,14 @@ def add_fx_ops(g: nx.DiGraph, graph: Any, persistent: dict[str, str], *, loss: s
         free = kind == "view"
         if free:
             view_roots[node.name] = weights
+            if len(inputs) == 1 and inputs[0].name in aliases:
+                aliases[node.name] = aliases[inputs[0].name]
+                if inputs[0].name in updated:
+                    updated.add(node.name)
+        if written is not None:
+            aliases[node.name] = written
+            updated.add(node.name)
+            view_roots[node.name] = {written: sizes.get(written, _dense_bytes(node.args[0].meta.get("val")))}
         reads_data = not free and role != "creation"
         if not reads_data:
             weights = {}
@@ -356,11 +403,12 @@ def add_fx_ops(g: nx.DiGraph, graph: Any, persistent: dict[str, str], *, loss: s
         else:
             flop = 0 if free else _flop(node, op_name, kind, role, in_tensors)
         op = f"{backward_prefix}{node.name}" if backward else node.name
+        update = _update_bytes(node, op_name) if written is not None else None
         add_op(g, op, op=kind, target=_target(node),
                flop=flop,
                bytes_read=_bytes_read(kind, in_tensors, out_val) if reads_data else 0,
-               bytes_written=0 if free else _dense_bytes(out_val),
-               weights=weights,
+               bytes_written=0 if free else update if update is not None else _dense_bytes(out_val),
+               weights=weights, **({"inplace_bytes": update} if update is not None else {}),
                dtype=None if kind in _NO_ARITHMETIC or role == "creation" else _compute_dtype(in_tensors, out_val),
                shape=tuple(int(d) for d in _tensors(out_val)[0].shape), module=module)
         kept[node.name] = op
@@ -370,9 +418,41 @@ def add_fx_ops(g: nx.DiGraph, graph: Any, persistent: dict[str, str], *, loss: s
         for a in inputs:
             if a.op != "placeholder":
                 flowing = out_val if op_name == "getitem" else a.meta.get("val")
-                g.add_edge(kept[a.name], op,
-                           bytes=sum(_extent_bytes(t) for t in _tensors(flowing)) if role != "creation" else 0)
+                g.add_edge(kept[a.name], op, bytes=0 if role == "creation" or a.name in updated
+                           else sum(_extent_bytes(t) for t in _tensors(flowing)))
+        if dest is not None and dest.name in kept:
+            g.add_edge(kept[dest.name], op, bytes=0)  # written after its destination's producer
+        for name in (*weights, *([written] if written is not None else [])):  # read or written after a write
+            if last_write.get(name, op) != op and not g.has_edge(last_write[name], op):
+                g.add_edge(last_write[name], op, bytes=0)
+        if written is not None:
+            last_write[written] = op
         backward = backward or node.name == loss
+
+
+def _written_tensor(node: Any, op_name: str, aliases: dict[str, str], mutations: dict[str, str]) -> str | None:
+    """The persistent tensor ``node`` overwrites part of, in place (a KV-cache update), else ``None``.
+
+    An in-place ``index_copy_``/``index_put_``/``copy_`` into what its first argument aliases, or a
+    functional scatter whose output ``mutations`` writes back into a persistent tensor.
+    """
+    if op_name.removesuffix("_") not in _WRITES or not node.args or not hasattr(node.args[0], "name"):
+        return None
+    schema = getattr(node.target, "_schema", None)
+    first = schema.arguments[0].alias_info if schema is not None and schema.arguments else None
+    if first is not None and first.is_write:
+        return aliases.get(node.args[0].name)
+    return mutations.get(node.name)
+
+
+def _update_bytes(node: Any, op_name: str) -> int:
+    """Bytes a write into a persistent tensor stores: the data argument (for ``copy``, its destination)."""
+    base = op_name.removesuffix("_")
+    if base == "copy":
+        return _extent_bytes(node.args[0].meta["val"])
+    position = _WRITES[base]
+    data = node.args[position] if len(node.args) > position else None
+    return _dense_bytes(data.meta.get("val")) if hasattr(data, "meta") else 0
 
 
 def _owner(weights: dict[str, int]) -> str:

@@ -62,7 +62,9 @@ def capture_catalog_model(spec: ModelSpec, *, phase: str, batch: int, seq_len: i
         ids = torch.zeros(batch, seq_len, dtype=torch.long, device="meta")
     else:
         ids = torch.zeros(batch, 1, dtype=torch.long, device="meta")
-        kwargs["past_key_values"] = empty_cache(model.config, batch, seq_len, device="meta", dtype=torch_dtype)
+        # seq_len past tokens and room for the new one, which each layer writes in place
+        kwargs["past_key_values"] = empty_cache(model.config, batch, seq_len, new_tokens=1, device="meta",
+                                                dtype=torch_dtype)
     return capture(model, (ids,), kwargs, name=spec.name, phase=phase,
                    dtype=dtype if isinstance(dtype, str) else None, batch=batch, seq_len=seq_len)
 

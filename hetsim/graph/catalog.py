@@ -125,8 +125,10 @@ def model_graph(name: str, *, phase: str = "prefill", batch: int = 1, seq_len: i
         A name from :func:`list_models`.
     phase : {"prefill", "decode"}
         ``prefill`` runs ``seq_len`` prompt tokens per sequence; ``decode`` runs one new token per
-        sequence against a KV cache of ``seq_len`` past tokens (the cache is a graph input, listed
-        in the ``weights`` of the ops that read it). Encoders (BERT) have no decode.
+        sequence against a preallocated KV cache of ``seq_len`` past tokens plus the new one (a
+        graph input, listed in the ``weights`` of the attention ops that read it): each layer
+        writes only the new token's keys and values into it, in place (``inplace_bytes``), as
+        serving engines do. Encoders (BERT) have no decode.
     batch : int
         Sequences per batch.
     seq_len : int, optional

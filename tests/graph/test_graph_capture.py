@@ -58,8 +58,8 @@ def test_matrix_flops_equal_flop_counter_mode_on_real_cpu_run(family: str) -> No
 def test_decode_flops_equal_flop_counter_mode(family: str) -> None:
     model = small_models()[family].eval()
     cfg = model.config
-    cache = [(torch.randn(2, getattr(cfg, "n_kv_heads", cfg.n_heads), 9, cfg.head_dim),
-              torch.randn(2, getattr(cfg, "n_kv_heads", cfg.n_heads), 9, cfg.head_dim)) for _ in range(cfg.n_layers)]
+    cache = [(torch.randn(2, getattr(cfg, "n_kv_heads", cfg.n_heads), 10, cfg.head_dim),  # 9 past + the new one
+              torch.randn(2, getattr(cfg, "n_kv_heads", cfg.n_heads), 10, cfg.head_dim)) for _ in range(cfg.n_layers)]
     ids = torch.randint(0, VOCAB, (2, 1))
     g = capture(model, (ids,), {"past_key_values": cache}, phase="decode", seq_len=9)
     total, _ = counted(model, ids, past_key_values=cache)

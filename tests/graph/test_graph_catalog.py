@@ -65,7 +65,7 @@ def test_decode_graph_attends_over_cache_plus_one() -> None:
     assert all(d["flop"] == 2 * batch * spec["n_heads"] * (seq + 1) * 2 * hd for d in attn)
     cache = {k: v for _, d in g.nodes(data=True) for k, v in d["weights"].items() if k.startswith("past_key_values")}
     assert len(cache) == 2 * spec["n_layers"]
-    assert set(cache.values()) == {batch * spec["n_kv_heads"] * seq * hd * 2}  # bf16
+    assert set(cache.values()) == {batch * spec["n_kv_heads"] * (seq + 1) * hd * 2}  # bf16, room for the new one
     head = next(d for _, d in g.nodes(data=True) if d["module"] == "lm_head")
     assert head["shape"] == (batch, 1, spec["vocab_size"])
 

@@ -23,11 +23,12 @@ def test_decode_with_cache_equals_full_prefill(name: str) -> None:
     model = decoders()[name].double().eval()
     ids = torch.randint(0, 50, (2, 9))
     full = model(ids)
-    logits, cache = model(ids[:, :8], use_cache=True)
+    logits, prompt = model(ids[:, :8], use_cache=True)
     torch.testing.assert_close(logits, full[:, :8])
-    step, cache = model(ids[:, 8:], past_key_values=cache)
+    cache = [tuple(torch.cat((t, torch.zeros_like(t[:, :, :1])), dim=2) for t in kv) for kv in prompt]  # + room
+    step, written = model(ids[:, 8:], past_key_values=cache)
     torch.testing.assert_close(step, full[:, 8:])
-    assert cache[0][0].shape[2] == 9
+    assert written[0][0] is cache[0][0] and cache[0][0].shape[2] == 9  # written in place
 
 
 def test_causal_prefill_ignores_future_tokens() -> None:

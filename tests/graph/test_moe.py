@@ -7,7 +7,7 @@ import re
 
 import pytest
 import torch
-from hetsim.models.mixtral import Mixtral, MixtralConfig, balanced_slices
+from hetsim.models.mixtral import Mixtral, MixtralConfig, balanced_slices, empty_cache
 
 import hetsim
 from hetsim.errors import GraphError
@@ -57,9 +57,10 @@ def test_routed_decode_with_cache_equals_full_prefill() -> None:
     model = small()
     ids = torch.randint(0, 50, (2, 9))
     full = model(ids)
-    logits, cache = model(ids[:, :8], use_cache=True)
+    cache = empty_cache(model.config, 2, 8, dtype=torch.float64)
+    logits, _ = model(ids[:, :8], past_key_values=cache, cache_position=0)  # prefill fills slots 0..7
     torch.testing.assert_close(logits, full[:, :8])
-    step, _ = model(ids[:, 8:], past_key_values=cache)
+    step, _ = model(ids[:, 8:], past_key_values=cache)  # slot 8, in place
     torch.testing.assert_close(step, full[:, 8:])
 
 

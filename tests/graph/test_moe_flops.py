@@ -57,7 +57,8 @@ def test_prefill_matrix_flops_equal_flop_counter_mode(balanced: bool) -> None:
 def test_decode_matrix_flops_equal_flop_counter_mode() -> None:
     model = tiny()
     cfg = model.config
-    cache = [(torch.randn(3, 2, 9, cfg.head_dim), torch.randn(3, 2, 9, cfg.head_dim)) for _ in range(cfg.n_layers)]
+    cache = [(torch.randn(3, 2, 10, cfg.head_dim), torch.randn(3, 2, 10, cfg.head_dim))  # 9 past + the new one
+             for _ in range(cfg.n_layers)]
     ids = torch.randint(0, VOCAB, (3, 1))
     g = capture(model, (ids,), {"past_key_values": cache}, phase="decode", seq_len=9)
     total, _ = counted(model, ids, past_key_values=cache)
