@@ -113,7 +113,9 @@ def simulate(graph: nx.DiGraph, platform: str | Path | Mapping | Platform, sched
         Keyword options of the scheduler.
     sim : SimOptions or mapping, optional
         Engine options (``contention``, ``track_memory``, ``collective_algorithm``,
-        ``collective_mode``), see :class:`hetsim.sim.engine.SimOptions`.
+        ``collective_mode``, ``execution``, ...), see :class:`hetsim.sim.engine.SimOptions`.
+        With ``execution`` ``"compiled"`` or ``"serving"`` the graph is first fused into that
+        mode's kernels (:func:`hetsim.graph.fusion.fuse`); the Result holds the fused graph.
 
     Examples
     --------
@@ -135,6 +137,10 @@ def simulate(graph: nx.DiGraph, platform: str | Path | Mapping | Platform, sched
                                 f"{', '.join(SimOptions.__dataclass_fields__)}")
         sim = SimOptions(**sim)
     sim = sim or SimOptions()
+    if sim.execution != "eager":
+        from hetsim.graph.fusion import fuse
+
+        graph = fuse(graph, sim.execution)
     cost = CostModel(graph, platform, sim.collective_algorithm)
     if isinstance(scheduler, Schedule):
         schedule, took = scheduler, 0.0

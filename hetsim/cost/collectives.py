@@ -21,7 +21,8 @@ all_to_all     (p−1)·(α + n/(p·B))  (pairwise exchange; the same for both)
 ============== ======================================== ================================
 
 The ``tree`` variants of all-reduce, all-gather and reduce-scatter need ``p`` a power of two;
-otherwise they fall back to ``ring``.
+otherwise they fall back to ``ring``. The third algorithm, ``nccl``, is NCCL's own cost model and
+automatic choice of algorithm and protocol (:mod:`hetsim.cost.nccl`), not an alpha-beta formula.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from __future__ import annotations
 import math
 
 Step = list[tuple[int, int, float]]  # (source rank, destination rank, bytes)
-ALGORITHMS = ("ring", "tree")
+ALGORITHMS = ("ring", "tree", "nccl")
 
 
 def _power_of_two(p: int) -> bool:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from hetsim.cost.collectives import ALGORITHMS, collective_steps, collective_time
+from hetsim.cost.nccl import NcclModel
 from hetsim.cost.roofline import IMPOSSIBLE, OpCost, op_cost
 from hetsim.errors import ScheduleError
 from hetsim.spec.types import Platform
@@ -26,6 +27,9 @@ class CostModel:
     graph : networkx.DiGraph
         A validated OpGraph.
     platform : Platform
+    collective_algorithm : str
+        ``"nccl"`` (NCCL's model and choice, :mod:`hetsim.cost.nccl`, for collectives among GPUs;
+        others run ``ring``), ``"ring"`` or ``"tree"`` (alpha-beta, :mod:`hetsim.cost.collectives`).
 
     Examples
     --------
@@ -49,7 +53,7 @@ class CostModel:
 
     graph: nx.DiGraph
     platform: Platform
-    collective_algorithm: str = "ring"
+    collective_algorithm: str = "nccl"
 
     def __post_init__(self) -> None:
         if self.collective_algorithm not in ALGORITHMS:
@@ -80,7 +84,8 @@ class CostModel:
         object.__setattr__(self, "_unit_memory", {u.name: u.memory for u in units})
 
     def _collective_cost(self, node: str, data, names: set[str], memo: dict[tuple, OpCost]) -> OpCost:
-        """Alpha-beta time of one collective member, on the slowest route its algorithm uses.
+        """Alpha-beta time of one collective member, on the slowest route its algorithm uses
+        (``nccl``: NCCL's choice alone on idle links, :meth:`hetsim.cost.nccl.NcclModel.time`).
 
         It is all data movement: the unit waits and draws its static power (memory time, no
         compute). The engine replays the steps as transfers instead (unless told to use this).
@@ -94,16 +99,32 @@ class CostModel:
             if rank not in names:
                 raise ScheduleError(f"op {node!r}.ranks: got unit {rank!r}, expected units of platform "
                                     f"{self.platform.name!r}")
-        steps = collective_steps(data["collective"], self.collective_algorithm, len(ranks), data["comm_bytes"])
+        algorithm = self.algorithm_for(ranks)
+        if algorithm == "nccl":  # NCCL's choice, as the engine replays it (hetsim.cost.nccl)
+            if "_nccl" not in self.__dict__:
+                object.__setattr__(self, "_nccl", NcclModel(self.platform))
+            seconds = self._nccl.time(data["collective"], ranks, data["comm_bytes"])  # type: ignore[attr-defined]
+            memo[key] = OpCost(seconds, 0.0, seconds, 0.0)
+            return memo[key]
+        steps = collective_steps(data["collective"], algorithm, len(ranks), data["comm_bytes"])
         memory = {u.name: u.memory for u in self.platform.units}
         routes = [self.platform.route(memory[ranks[a]], memory[ranks[b]]) for a, b in
                   {(a, b) for step in steps for a, b, _ in step}]
         latency = max((r.latency_s for r in routes if r.links), default=0.0)
         bandwidth = min((r.bandwidth_bytes_per_s for r in routes if r.links), default=math.inf)
-        seconds = collective_time(data["collective"], self.collective_algorithm, len(ranks), data["comm_bytes"],
+        seconds = collective_time(data["collective"], algorithm, len(ranks), data["comm_bytes"],
                                   latency, bandwidth)
         memo[key] = OpCost(seconds, 0.0, seconds, 0.0)
         return memo[key]
+
+    def algorithm_for(self, ranks) -> str:
+        """The algorithm a collective over ``ranks`` runs: NCCL's model only among GPUs.
+
+        ``nccl`` is NVIDIA's library; a collective with a CPU, TPU or NPU rank runs ``ring``.
+        """
+        if self.collective_algorithm == "nccl" and any(self.platform.unit(r).kind != "gpu" for r in ranks):
+            return "ring"
+        return self.collective_algorithm
 
     def cost(self, op: str, unit: str) -> OpCost:
         """The full :class:`OpCost` of ``op`` on ``unit`` at the nominal power state."""

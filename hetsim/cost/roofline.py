@@ -10,6 +10,12 @@ curves are unaffected. Ops carrying an explicit ``cost`` mapping take exactly th
 many seconds on the units it names and cannot run elsewhere. View ops alias storage and are free,
 unless the unit gives views an overhead (eager dispatch, measured by calibration).
 
+A GPU unit with a kernel-level model (``unit.kernels``, :mod:`hetsim.spec.kernels`) times the ops
+that model covers with :func:`hetsim.cost.gpu_kernels.kernel_cost` — GEMM tiles and waves,
+FlashAttention, memory-bound kernel families — as pure kernel time (no overhead: launch costs
+belong to the execution mode); explicit costs and calibrated curves still win, and ops it does
+not model keep the roofline.
+
 A unit calibrated on real measurements carries a :class:`~hetsim.spec.types.Curve` per op kind
 (and dtype): the op then takes ``overhead + size / curve.rate(size)``, where size is its FLOPs
 (rate scaled with the clock) or its bytes moved — the measured rate already holds whatever
@@ -107,6 +113,12 @@ def op_cost(op: Mapping, unit: ComputeUnit, memory: Memory, state: PowerState | 
     curve = unit.curve(kind, op.get("dtype"), target)
     if curve is not None:
         return _measured(op, unit, memory, curve, overhead, state)
+    if unit.kernels is not None:
+        from hetsim.cost.gpu_kernels import kernel_cost  # imports this module's OpCost
+
+        modelled = kernel_cost(op, unit, memory, state)
+        if modelled is not None:
+            return modelled
     flop = op.get("flop", 0)
     compute_s = 0.0
     if flop:

@@ -196,10 +196,19 @@ def _close(implied: float, read: float) -> bool:
     return abs(implied - read) <= _READ_TOLERANCE * read
 
 
-def _matmul_extra(shape: tuple, flop: float, read: float, elem: float, capacity: float) -> float | None:
-    """Re-read bytes of a matmul whose output is ``shape``: one GEMM with a shared B (linear),
-    or a batch of independent GEMMs over the leading dimensions (bmm), whichever matches the
-    bytes it reads."""
+def gemm_layout(shape: tuple, flop: float, read: float, elem: float) -> tuple[int, int, int, int] | None:
+    """``(batch, M, N, K)`` of a matmul whose output is ``shape``, or ``None`` if undetermined.
+
+    ``N`` is the output's last dimension and ``K = flop / (2·outputs)``; the op is one GEMM with a
+    shared B (a linear: ``M`` = all other output elements) or a batch of independent GEMMs over
+    the leading dimensions (a bmm), whichever matches the bytes it reads (within 10 %, for a bias
+    or scales).
+
+    Examples
+    --------
+    >>> gemm_layout((8, 128, 64), 2 * 8 * 128 * 64 * 128, 2 * 8 * (128 * 128 + 128 * 64), 2)
+    (8, 128, 64, 128)
+    """
     n, outputs = shape[-1], math.prod(shape)
     k = _whole(flop / (2 * outputs))
     if k is None:
@@ -210,6 +219,15 @@ def _matmul_extra(shape: tuple, flop: float, read: float, elem: float, capacity:
     batch, m = min(layouts, key=lambda bm: abs(elem * bm[0] * (bm[1] * k + k * n) - read))
     if not _close(elem * batch * (m * k + k * n), read):
         return None
+    return batch, m, n, k
+
+
+def _matmul_extra(shape: tuple, flop: float, read: float, elem: float, capacity: float) -> float | None:
+    """Re-read bytes of a matmul whose output is ``shape`` (:func:`gemm_layout`)."""
+    layout = gemm_layout(shape, flop, read, elem)
+    if layout is None:
+        return None
+    batch, m, n, k = layout
     return batch * (gemm_traffic(m, n, k, capacity, elem) - elem * (m * k + k * n + m * n))
 
 

@@ -409,6 +409,7 @@ def add_fx_ops(g: nx.DiGraph, graph: Any, persistent: dict[str, str], *, loss: s
                bytes_read=_bytes_read(kind, in_tensors, out_val) if reads_data else 0,
                bytes_written=0 if free else update if update is not None else _dense_bytes(out_val),
                weights=weights, **({"inplace_bytes": update} if update is not None else {}),
+               **({"causal": True} if kind == "attention" and _causal(node) else {}),
                dtype=None if kind in _NO_ARITHMETIC or role == "creation" else _compute_dtype(in_tensors, out_val),
                shape=tuple(int(d) for d in _tensors(out_val)[0].shape), module=module)
         kept[node.name] = op
@@ -460,6 +461,13 @@ def _owner(weights: dict[str, int]) -> str:
         if "." in name:
             return name.rsplit(".", 1)[0]
     return ""
+
+
+def _causal(node: Any) -> bool:
+    """Whether an attention node masks causally (SDPA's ``is_causal``, keyword or 6th argument)."""
+    if "is_causal" in node.kwargs:
+        return node.kwargs["is_causal"] is True
+    return len(node.args) > 5 and node.args[5] is True
 
 
 #: keyword arguments that select a different kernel of one ATen op (and run at another speed)

@@ -21,8 +21,18 @@ Node attributes
                       cost model (classic benchmark instances, measured tables)
     ``pin``           optional unit name: the op may run only there (the ranks of a parallel
                       graph, see :mod:`hetsim.graph.parallel`)
+    ``causal``        optional ``True`` on an attention op with a causal mask (``is_causal``): a
+                      kernel then computes only the scores the mask keeps (about half of them)
     ``inplace_bytes`` optional part of ``bytes_written`` that goes into persistent tensors
-                      (gradient accumulation, optimizer updates): traffic, but no new allocation
+                      (gradient accumulation, optimizer updates, a decode step's KV-cache
+                      writes): traffic, but no new allocation
+    ``fused``         optional ``{"pattern": str, "members": [op ids], "targets": [ATen targets]}``
+                      of a kernel made of several ops by :func:`hetsim.graph.fusion.fuse`: the
+                      pattern it implements (:data:`hetsim.graph.fusion.PATTERNS`), the ops of
+                      the unfused graph it runs, in topological order, and their targets. Op kind
+                      ``fused`` always carries it; a serving engine's fused matmul or attention
+                      keeps its kind (``matmul``, ``attention``, ``copy``) and carries it too;
+                      ``"mode"`` (``compiled`` or ``serving``) says which execution mode made it
 
 Collective ops (``op == "collective"``) also carry
     ``collective``    one of :data:`COLLECTIVES`
@@ -56,13 +66,14 @@ from hetsim.errors import GraphError
 
 OP_KINDS = frozenset({
     "matmul", "attention", "conv", "elementwise", "norm", "softmax", "embedding", "reduction",
-    "collective", "copy", "view", "other",
+    "collective", "copy", "view", "fused", "other",
 })
 
 COLLECTIVES = frozenset({"all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all"})
 
 #: node attributes an op may carry besides :data:`NODE_DEFAULTS`
-OPTIONAL_KEYS = frozenset({"cost", "pin", "collective", "group", "ranks", "comm_bytes", "inplace_bytes"})
+OPTIONAL_KEYS = frozenset({"cost", "pin", "collective", "group", "ranks", "comm_bytes", "inplace_bytes",
+                           "fused", "causal"})
 
 #: op kinds that move no data and cost nothing (aliasing views)
 FREE_OPS = frozenset({"view"})
@@ -161,6 +172,8 @@ def validate_graph(g: nx.DiGraph) -> nx.DiGraph:
             raise GraphError(f"op {node!r}.pin: got {pin!r}, expected a unit name")
         if op == "collective":
             groups.setdefault(_check_collective(node, data), []).append(node)
+        if op == "fused" or "fused" in data:
+            _check_fused(node, data.get("fused"))
     for members in groups.values():
         _check_group(g, members)
     for u, v, data in g.edges(data=True):
@@ -168,6 +181,18 @@ def validate_graph(g: nx.DiGraph) -> nx.DiGraph:
             if (key == "bytes" or key in data) and not _number_ok(data.get(key)):
                 raise GraphError(f"edge {u!r} -> {v!r}.{key}: got {data.get(key)!r}, expected a non-negative number")
     return g
+
+
+def _check_fused(node: str, fused: object) -> None:
+    """A fused kernel's record of its members: a pattern, op ids and one target per op."""
+    ok = (isinstance(fused, Mapping) and isinstance(fused.get("pattern"), str) and fused["pattern"]
+          and isinstance(fused.get("members"), list | tuple) and fused["members"]
+          and all(isinstance(m, str) and m for m in fused["members"])
+          and isinstance(fused.get("targets"), list | tuple) and len(fused["targets"]) == len(fused["members"])
+          and all(isinstance(t, str) for t in fused["targets"]))
+    if not ok:
+        raise GraphError(f"op {node!r}.fused: got {fused!r}, expected {{'pattern': str, 'members': [op ids], "
+                         "'targets': [one target per member]}")
 
 
 def _check_collective(node: str, data: Mapping) -> str:

@@ -1,6 +1,7 @@
 """Chrome Trace Event JSON for chrome://tracing and ui.perfetto.dev, built from a Trace.
 
-Layout: process 1 "units" (one thread per unit), process 2 "links" (one thread per link),
+Layout: process 1 "units" (one thread per unit, then one per GPU whose host's kernel launches
+the trace records, ``"<host> launches for <gpu>"``), process 2 "links" (one thread per link),
 process 3 "power" (a ``W`` counter per unit, ``"power <unit>"``, and their sum, ``"package power"``;
 with power management also ``"frequency <unit>"`` in GHz and ``"temperature <unit>"`` in °C;
 both as :func:`~hetsim.report.metrics.power_steps` reads the samples, so integrating them gives
@@ -104,7 +105,8 @@ def _counter(points: list[tuple[float, float]], end_s: float) -> list[tuple[floa
 def chrome_trace(trace: Trace, platform: Platform, graph: nx.DiGraph | None = None) -> dict[str, Any]:
     """The Trace as a Chrome Trace Event JSON object (``traceEvents``, ``displayTimeUnit``, ``otherData``).
 
-    With ``graph``, op slices get their op kind as category and their module in ``args``.
+    With ``graph``, op slices get their op kind as category and their module in ``args``; a fused
+    kernel's slice also lists its ``pattern``, ``members`` and their ``targets``.
     """
     nodes = graph.nodes if graph is not None else {}
     unit_slices: dict[str, list[dict[str, Any]]] = {u.name: [] for u in platform.units}
@@ -112,11 +114,15 @@ def chrome_trace(trace: Trace, platform: Platform, graph: nx.DiGraph | None = No
         if run.unit not in unit_slices:
             raise SpecError(f"trace.ops: op {run.op!r} ran on unit {run.unit!r}, expected a unit of {platform.name!r}")
         attrs = nodes.get(run.op, {})
+        args = {"flop": run.flop, "bytes": run.bytes, "power_state": run.power_state,
+                "module": str(attrs.get("module", ""))}
+        fused = attrs.get("fused")
+        if fused:  # a kernel of several ops (hetsim.graph.fusion): one slice naming them all
+            args.update(pattern=str(fused["pattern"]), members=[str(m) for m in fused["members"]],
+                        targets=[str(t) for t in fused["targets"]])
         unit_slices[run.unit].append({
             "name": run.op, "cat": str(attrs.get("op", "op")), "ph": "X",
-            "ts": run.start_s * _US, "dur": max(0.0, run.duration_s * _US),
-            "args": {"flop": run.flop, "bytes": run.bytes, "power_state": run.power_state,
-                     "module": str(attrs.get("module", ""))},
+            "ts": run.start_s * _US, "dur": max(0.0, run.duration_s * _US), "args": args,
         })
     link_slices: dict[str, list[dict[str, Any]]] = {link.name: [] for link in platform.links}
     for t in trace.transfers:
@@ -135,7 +141,7 @@ def chrome_trace(trace: Trace, platform: Platform, graph: nx.DiGraph | None = No
         meta.append(_meta("process_name", pid, 0, {"name": name}))
         meta.append(_meta("process_sort_index", pid, 0, {"sort_index": pid}))
     slices: list[dict[str, Any]] = []
-    _slice_tracks(PID_UNITS, list(unit_slices.items()), 1, slices, meta)
+    _slice_tracks(PID_UNITS, list(unit_slices.items()) + _launch_tracks(trace), 1, slices, meta)
     _slice_tracks(PID_LINKS, list(link_slices.items()), 1, slices, meta)
     slices.sort(key=lambda e: (e["pid"], e["tid"], e["ts"], -e["dur"], e["name"]))
 
@@ -169,6 +175,17 @@ def chrome_trace(trace: Trace, platform: Platform, graph: nx.DiGraph | None = No
         "otherData": {"generator": "hetsim", "platform": trace.platform, "graph": trace.graph,
                       "makespan_s": trace.makespan_s, "time_unit": "us"},
     }
+
+
+def _launch_tracks(trace: Trace) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The host's kernel launches (:mod:`hetsim.sim.launch`), one track per (host, GPU), after the units."""
+    tracks: dict[str, list[dict[str, Any]]] = {}
+    for x in trace.launches:
+        track = f"{x.host} launches for {x.unit}" if x.host else f"host of {x.unit}: launches"
+        tracks.setdefault(track, []).append({
+            "name": f"launch {x.op}" if x.op else "CUDA graph launch", "cat": "launch", "ph": "X",
+            "ts": x.start_s * _US, "dur": max(0.0, (x.end_s - x.start_s) * _US), "args": {"unit": x.unit}})
+    return list(tracks.items())
 
 
 def write_chrome_trace(trace: Trace, platform: Platform, path: str | Path, graph: nx.DiGraph | None = None) -> Path:

@@ -131,9 +131,10 @@ def _fit(rows: np.ndarray, y: np.ndarray) -> tuple[tuple[float, float, float], f
 def _run(graph, platform: Platform, units: list[str], power: str) -> tuple[float, float, float]:
     """Makespan, energy of the instance (its units' ∫P dt plus all bytes moved) and parameter bytes.
 
-    The graph runs on the platform without its other units (every memory, switch and link kept):
-    they are not part of this serving instance, so their power is neither counted nor under a
-    power cap. ``power`` is the ``sim.power`` mapping as JSON ("null": no power management).
+    The graph runs in the ``serving`` execution mode (:mod:`hetsim.sim.launch`: a serving engine's
+    fused kernels and CUDA graphs), on the platform without its other units (every memory, switch
+    and link kept): they are not part of this serving instance, so their power is neither counted
+    nor under a power cap. ``power`` is the ``sim.power`` mapping as JSON ("null": no power management).
     Parameter bytes are the resident inputs other than the graph inputs (token ids, KV cache).
     """
     if len(units) > 1:
@@ -145,7 +146,8 @@ def _run(graph, platform: Platform, units: list[str], power: str) -> tuple[float
     instance = dataclasses.replace(platform, units=tuple(u for u in platform.units if u.name in units),
                                    power_budget_w=None)
     options = json.loads(power)
-    r = simulate(graph, instance, "eft", sim={"power": options} if options else None)
+    # a serving engine's kernels (fused projections, RoPE, SiLU-and-mul, paged attention, CUDA graphs)
+    r = simulate(graph, instance, "eft", sim={"execution": "serving", **({"power": options} if options else {})})
     weights = math.fsum(float(b) for _, d in graph.nodes(data=True) for name, b in (d.get("weights") or {}).items()
                         if not name.startswith(GRAPH_INPUTS))
     return r.makespan_s, r.energy_j, weights

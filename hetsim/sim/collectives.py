@@ -7,7 +7,10 @@ transfers of a step at once, each over the route between the two ranks' memories
 ``contention: fair`` they share links with every other transfer. Every member finishes when the
 last step has arrived. With ``collective_mode: analytic`` the collective takes its alpha-beta
 time instead (:meth:`hetsim.cost.model.CostModel.time`), with no transfers: faster, and blind to
-contention. Staging buffers and the reduction's arithmetic are not modelled.
+contention. With ``collective_algorithm: nccl`` the steps are those of NCCL's choice
+(:meth:`hetsim.cost.nccl.NcclModel.plan`): each waits its share of NCCL's latency and bandwidth
+time beyond what its transfers take, so alone on idle links it takes the analytic time. Staging
+buffers and the reduction's arithmetic are not modelled.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import simpy
 
 from hetsim.cost.collectives import collective_steps
 from hetsim.cost.model import CostModel
+from hetsim.cost.nccl import NcclModel
 from hetsim.sim.network import FairNetwork, move
 from hetsim.sim.trace import TransferRun
 
@@ -27,11 +31,12 @@ class CollectiveRun:
     """One collective in flight: who has joined, and the event every member waits for."""
 
     def __init__(self, env: simpy.Environment, members: dict[str, str], data: dict, cost: CostModel,
-                 send: Callable[[str, str, float], simpy.Event], analytic: bool):
+                 send: Callable[[str, str, float], simpy.Event], analytic: bool, nccl: NcclModel | None = None):
         self.env, self.members, self.send = env, members, send
         self.ranks = tuple(data["ranks"])
         self.kind, self.nbytes = data["collective"], data["comm_bytes"]
-        self.algorithm = cost.collective_algorithm
+        self.algorithm = cost.algorithm_for(self.ranks)
+        self.nccl = nccl if self.algorithm == "nccl" else None
         self.analytic_s = cost.time(members[self.ranks[0]], self.ranks[0]) if analytic else None
         self.joined = 0
         self.start_s = 0.0
@@ -49,6 +54,14 @@ class CollectiveRun:
         if self.analytic_s is not None:
             if self.analytic_s > 0:
                 yield self.env.timeout(self.analytic_s)
+        elif self.nccl is not None:
+            ranks, members = self.ranks, self.members
+            for step in self.nccl.plan(self.kind, ranks, self.nbytes).steps:
+                if step.wait_s > 0:
+                    yield self.env.timeout(step.wait_s)
+                if step.transfers:
+                    yield self.env.all_of([self.send(members[ranks[a]], members[ranks[b]], nbytes)
+                                           for a, b, nbytes in step.transfers])
         else:
             ranks, members = self.ranks, self.members
             for step in collective_steps(self.kind, self.algorithm, len(ranks), self.nbytes):
@@ -80,8 +93,9 @@ class Collectives:
                 first.setdefault(data["group"], data)
                 self.mem_of[op] = memory[data["pin"]]
         self.of: dict[str, CollectiveRun] = {}
+        nccl = NcclModel(platform) if cost.collective_algorithm == "nccl" and not analytic else None
         for group, members in groups.items():
-            run = CollectiveRun(env, members, first[group], cost, self.send, analytic)
+            run = CollectiveRun(env, members, first[group], cost, self.send, analytic, nccl)
             for op in members.values():
                 self.of[op] = run
 

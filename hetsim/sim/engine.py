@@ -23,6 +23,7 @@ from hetsim.cost.model import CostModel
 from hetsim.errors import OutOfMemoryError, ScenarioError, SimulationError
 from hetsim.sched.schedule import Schedule
 from hetsim.sim.collectives import Collectives
+from hetsim.sim.launch import EXECUTION_MODES, host_of, issue_times, launch_records
 from hetsim.sim.memory import MemoryTracker, storage_roots
 from hetsim.sim.network import FairNetwork, contends, make_network, op_body
 from hetsim.sim.offload import Offload
@@ -51,16 +52,27 @@ class SimOptions:
         Track capacity over time and raise :class:`~hetsim.errors.OutOfMemoryError` on overflow.
     collective_algorithm : str
         ``"ring"`` or ``"tree"`` (recursive halving/doubling, binomial broadcast), see
-        :mod:`hetsim.cost.collectives`. The :class:`~hetsim.cost.model.CostModel` carries the
-        algorithm the engine runs (schedulers must estimate the same one), so a cost model built
-        with another algorithm is refused; :func:`hetsim.simulate` builds it from this option.
+        :mod:`hetsim.cost.collectives`, or ``"nccl"``: NCCL's cost model and its choice of
+        algorithm (ring, tree, NVLS) and protocol (LL, LL128, Simple) by size and rank count, with
+        the platform's ``collectives:`` constants (:mod:`hetsim.cost.nccl`), the default. The
+        :class:`~hetsim.cost.model.CostModel` carries the algorithm the engine runs (schedulers
+        must estimate the same one), so a cost model built with another algorithm is refused;
+        :func:`hetsim.simulate` builds it from this option.
     collective_mode : str
         ``"transfers"``: collectives run their steps as transfers on the links (they contend);
-        ``"analytic"``: each takes its alpha-beta time, no transfers (faster, contention-blind).
+        ``"analytic"``: each takes its alpha-beta (or NCCL) time, no transfers (faster,
+        contention-blind).
     memory_policy : str
         When weights do not fit a memory: ``"error"`` (an OutOfMemoryError naming it) or
         ``"offload"`` (keep the overflow in the next memory and stream it in before each use,
         :mod:`hetsim.sim.offload`; static schedules only).
+    execution : str
+        How kernels are formed and launched (:mod:`hetsim.sim.launch`): ``"eager"`` (one kernel
+        per ATen op, launched asynchronously by the host), ``"compiled"`` (torch.compile fusion
+        and CUDA-graph replay) or ``"serving"`` (serving-engine kernels: fused projections, RoPE,
+        SiLU-and-mul, residual+RMSNorm, FlashAttention and paged attention, CUDA graphs).
+        :func:`hetsim.simulate` fuses the graph for the mode (:func:`hetsim.graph.fusion.fuse`);
+        the engine runs the launch queue of GPUs that have a kernel-level cost model.
     power : PowerOptions or mapping, optional
         Governor, package power cap, gating and thermal model (:mod:`hetsim.sim.power`); all
         off by default (each op at its schedule's state). While they are on, ops do not share
@@ -69,15 +81,17 @@ class SimOptions:
 
     contention: str = "none"
     track_memory: bool = True
-    collective_algorithm: str = "ring"
+    collective_algorithm: str = "nccl"
     collective_mode: str = "transfers"
     memory_policy: str = "error"
     power: PowerOptions | None = None
+    execution: str = "eager"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "power", PowerOptions.parse(self.power))
         for key, allowed in (("contention", CONTENTION_MODES), ("collective_algorithm", ALGORITHMS),
-                             ("collective_mode", COLLECTIVE_MODES), ("memory_policy", MEMORY_POLICIES)):
+                             ("collective_mode", COLLECTIVE_MODES), ("memory_policy", MEMORY_POLICIES),
+                             ("execution", EXECUTION_MODES)):
             if getattr(self, key) not in allowed:
                 raise ScenarioError(f"sim.{key}: got {getattr(self, key)!r}, expected one of {', '.join(allowed)}")
 
@@ -119,6 +133,7 @@ class _Run:
         self.offload = (Offload(self.env, self.platform, self.memory, self.network, self.transfer_records)
                         if self.memory is not None and options.memory_policy == "offload" else None)
         self.fetches: dict[str, list] = {}
+        self.launch_records: list[tuple] = []
         self._plan_edges()
         if self.memory is not None:
             self._place_weights()
@@ -213,8 +228,13 @@ class _Run:
     def _plan_unit(self, unit: str, ops: tuple[str, ...]) -> list[tuple]:
         """Per op, in order: (op, duration, busy power, state name, output bytes to allocate, flop,
         bytes moved, local consumers, transfers, copies released, the collective it belongs to,
-        and under fair sharing (cost, busy power at full activity and idle) to stream its traffic)."""
+        under fair sharing (cost, busy power at full activity and idle) to stream its traffic, and
+        when the host has issued its kernel, or 0)."""
         spec = self.platform.unit(unit)
+        issued = issue_times(spec, ops, self.nodes, self.options.execution)
+        if issued:
+            self.launch_records.extend(launch_records(host_of(self.platform, unit), spec, issued,
+                                                      self.options.execution))
         states, cost, nodes = self.schedule.power_state, self.cost, self.nodes
         root = getattr(self, "root", {})
         local, remote, releases = self.local, self.remote, self.releases
@@ -230,7 +250,7 @@ class _Run:
             if isinstance(self.network, FairNetwork) and c.memory_s > 0 and moved > 0 and "cost" not in data:
                 shared = (c, spec.state(name))
             plan.append((op, c.total_s, watts, state, alloc, data["flop"], moved, local[op], remote[op],
-                         releases[op], collective_of.get(op), shared))
+                         releases[op], collective_of.get(op), shared, issued.get(op, 0.0)))
         return plan
 
     # -- execution -------------------------------------------------------------------------
@@ -244,12 +264,14 @@ class _Run:
         new_record = tuple.__new__
         network, fetches, offload, power = self.network, self.fetches, self.offload, self.power
         for i, (op, duration, watts, state, alloc, flop, moved, local, remote, releases, collective,
-                shared) in enumerate(plan):
+                shared, issued) in enumerate(plan):
             if pending[op]:
                 event = waiting[op] = env.event()
                 yield event
             if fetches:  # offloaded weights: this op's must be here; the next op's start coming
                 yield from self._fetch(op, plan[i + 1][0] if i + 1 < len(plan) else None, mem)
+            if issued > env.now:  # the GPU outran its host: wait for the kernel's launch
+                yield env.timeout(issued - env.now)
             start = env.now
             if alloc and memory is not None:
                 memory.allocate(start, mem, (op, mem), alloc, op)
@@ -348,7 +370,7 @@ class _Run:
 
     def _trace(self) -> Trace:
         return build_trace(self.platform, self.graph, self.env.now, self.op_records, self.transfer_records,
-                           self.busy, self.memory, self.power)
+                           self.busy, self.memory, self.power, self.launch_records)
 
 
 def run(graph: nx.DiGraph, schedule: Schedule, cost: CostModel, options: SimOptions | None = None) -> Trace:

@@ -10,7 +10,7 @@ from hetsim.cost.model import CostModel
 from hetsim.cost.roofline import OpCost
 from hetsim.sim.memory import MemoryTracker
 from hetsim.sim.power import PowerManager
-from hetsim.sim.trace import MemorySample, PowerSample, StateSample, TemperatureSample, Trace, TransferRun
+from hetsim.sim.trace import LaunchRun, MemorySample, PowerSample, StateSample, TemperatureSample, Trace, TransferRun
 from hetsim.spec.types import ComputeUnit, Platform
 
 
@@ -46,7 +46,7 @@ def power_samples(platform: Platform, unit: str, busy: list[tuple[float, float, 
 
 def build_trace(platform: Platform, graph: nx.DiGraph, makespan_s: float, op_records: list[tuple],
                 transfer_records: list[TransferRun], busy: dict[str, list], memory: MemoryTracker | None,
-                power: PowerManager | None = None) -> Trace:
+                power: PowerManager | None = None, launches: list[tuple] | None = None) -> Trace:
     """Sort a run's records into its Trace (power from busy intervals, or from the power manager)."""
     op_records.sort(key=itemgetter(2, 1, 0))  # start, unit, op
     if power is None:
@@ -60,7 +60,8 @@ def build_trace(platform: Platform, graph: nx.DiGraph, makespan_s: float, op_rec
     return Trace(platform.name, graph.graph.get("name", ""), makespan_s, tuple(op_records),
                  tuple(transfer_records), tuple([new(PowerSample, p) for p in watts]),
                  tuple([new(MemorySample, m) for m in samples]), tuple([new(StateSample, f) for f in freq]),
-                 tuple([new(TemperatureSample, t) for t in temp]))
+                 tuple([new(TemperatureSample, t) for t in temp]),
+                 tuple(sorted(new(LaunchRun, r) for r in launches or ())))
 
 
 def changes(log: list[tuple[float, str, float]], end: float) -> list[tuple[float, str, float]]:

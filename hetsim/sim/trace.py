@@ -52,6 +52,20 @@ class TransferRun(NamedTuple):
         return self.end_s - self.start_s
 
 
+class LaunchRun(NamedTuple):
+    """The host issuing kernel launches for ``unit`` (:mod:`hetsim.sim.launch`).
+
+    ``host`` is the platform's CPU unit that launches them, or ``""`` for a host outside the
+    platform; ``op`` is the kernel launched (eager) or ``""`` for a whole CUDA graph.
+    """
+
+    host: str
+    unit: str
+    op: str
+    start_s: float
+    end_s: float
+
+
 class PowerSample(NamedTuple):
     """``unit`` draws ``power_w`` from ``time_s`` until its next sample."""
 
@@ -101,3 +115,4 @@ class Trace:
     memory: tuple[MemorySample, ...]
     frequency: tuple[StateSample, ...] = ()
     temperature: tuple[TemperatureSample, ...] = ()
+    launches: tuple[LaunchRun, ...] = ()

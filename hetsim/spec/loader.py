@@ -30,6 +30,8 @@ The YAML schema (every quantity may be a unit string such as ``"3.35 TB/s"``)::
         onchip: {capacity: 50 MB, bandwidth: 5.5 TB/s}   # optional: the last on-chip level before
                                     # DRAM (GPU L2, TPU CMEM/VMEM, NPU SRAM); matmul and attention
                                     # then pay DRAM re-reads (hetsim.cost.traffic); bandwidth optional
+        kernels: h100-sxm5          # optional kernel-level GPU model (hetsim.spec.kernels): a mapping,
+                                    # or a packaged fitted one (a100-80gb, h100-sxm5)
         power_states:               # fastest first; distinct frequencies; voltage, static and dynamic
                                     # power must not fall as the frequency rises
           - {name: p0, freq: 1830 MHz, voltage: 1.0 V, static_power: 75 W, dynamic_power: 625 W}
@@ -38,6 +40,8 @@ The YAML schema (every quantity may be a unit string such as ``"3.35 TB/s"``)::
       - {name: c2c, a: lpddr5x, b: hbm3, bandwidth: 450 GB/s, latency: 1 us, duplex: true,
          efficiency: 0.9, energy_per_byte: 10 pJ/B, source: ...}
     manifest: {device: ..., torch: ..., threads: 1, date: ...}   # calibrated profiles only
+    collectives: {bus_efficiency: {nvlink: 0.9}, nvls: true}      # optional NCCL model constants
+                                    # (hetsim.spec.nccl); absent: NCCL 2.20's own defaults
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ import networkx as nx
 import yaml
 
 from hetsim.errors import SpecError
+from hetsim.spec.kernels import GpuKernels, fitted_kernels, parse_kernels
+from hetsim.spec.nccl import parse_nccl
 from hetsim.spec.types import ComputeUnit, Curve, Link, Memory, Platform, PowerState, _frozen
 from hetsim.units import parse_positive
 
@@ -226,9 +232,10 @@ def _check_budget(budget: float | None, raw: Any, units: tuple[ComputeUnit, ...]
                         "a cap below idle power cannot be met")
 
 
-def _unit(data: Any, i: int, memories: set[str]) -> ComputeUnit:
+def _unit(data: Any, i: int, memories: Mapping[str, Memory]) -> ComputeUnit:
     f = _Fields(data, f"units[{i}]", {"name", "kind", "memory", "peak", "vector_peak", "ref_freq", "efficiency",
-                                       "overhead", "overheads", "curves", "ops", "power_states", "onchip", "source"})
+                                       "overhead", "overheads", "curves", "ops", "power_states", "onchip", "source",
+                                       "kernels"})
     name = f.text("name")
     f.where = f"units.{name}"
     memory = f.text("memory")
@@ -269,7 +276,17 @@ def _unit(data: Any, i: int, memories: set[str]) -> ComputeUnit:
         source=str(data.get("source", "")),
         onchip_bytes=onchip_bytes,
         onchip_bandwidth_bytes_per_s=onchip_bandwidth,
+        kernels=_kernels(data.get("kernels"), f.name("kernels"), memories[memory]),
     )
+
+
+def _kernels(raw: Any, where: str, memory: Memory) -> GpuKernels | None:
+    """A unit's kernel model: a mapping, or the name of a packaged fitted one (for its memory)."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        return fitted_kernels(raw, memory.bandwidth_bytes_per_s, where)
+    return parse_kernels(raw, where)
 
 
 def _onchip(raw: Any, where: str) -> tuple[float | None, float | None]:
@@ -390,12 +407,12 @@ def platform_from_dict(data: Any) -> Platform:
         One line naming the first bad field.
     """
     f = _Fields(data, "platform", {"name", "description", "source", "sources", "assumptions", "power_budget",
-                                    "switches", "memories", "units", "links", "manifest"})
+                                    "switches", "memories", "units", "links", "manifest", "collectives"})
     memories = tuple(_memory(m, i) for i, m in enumerate(_list(data, "memories", True)))
     _unique([m.name for m in memories], "platform.memories")
     switches = tuple(_switch(s, i) for i, s in enumerate(_list(data, "switches", False)))
     _unique([m.name for m in memories] + list(switches), "platform.switches")
-    units = tuple(_unit(u, i, {m.name for m in memories}) for i, u in enumerate(_list(data, "units", True)))
+    units = tuple(_unit(u, i, {m.name: m for m in memories}) for i, u in enumerate(_list(data, "units", True)))
     _unique([u.name for u in units], "platform.units")
     nodes = {m.name for m in memories} | set(switches)
     unit_memory = {u.name: u.memory for u in units}
@@ -421,6 +438,8 @@ def platform_from_dict(data: Any) -> Platform:
         sources=_frozen({str(k): str(v) for k, v in sources.items()}),
         assumptions=tuple(str(a) for a in assumptions),
         manifest=_frozen(_manifest(data.get("manifest"))),
+        collectives=(None if data.get("collectives") is None
+                     else parse_nccl(data["collectives"], "platform.collectives")),
     )
     _check_switches_used(platform)
     _check_connected(platform)

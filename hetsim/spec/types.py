@@ -17,6 +17,8 @@ from types import MappingProxyType
 import networkx as nx
 
 from hetsim.errors import SpecError
+from hetsim.spec.kernels import GpuKernels
+from hetsim.spec.nccl import NcclParams
 
 #: op kinds that run on a unit's matrix engine (tensor cores, MXU, AMX); the others use its
 #: vector rate when one is given.
@@ -126,6 +128,11 @@ class ComputeUnit:
         shared memory tiles decide the traffic between L2 and the cores, not DRAM's.
     onchip_bandwidth_bytes_per_s : float or None
         Bandwidth of that level (informational: the cost model does not use it yet).
+    kernels : GpuKernels or None
+        The kernel-level model of a GPU (:mod:`hetsim.spec.kernels`): tile and wave GEMMs,
+        FlashAttention, memory-bound kernel families. When set, :func:`hetsim.cost.roofline.op_cost`
+        times the ops it models with :func:`hetsim.cost.gpu_kernels.kernel_cost` (ops with an
+        explicit cost or a calibrated curve keep those); ``None`` keeps the roofline.
     """
 
     name: str
@@ -143,6 +150,7 @@ class ComputeUnit:
     source: str = ""
     onchip_bytes: float | None = None
     onchip_bandwidth_bytes_per_s: float | None = None
+    kernels: GpuKernels | None = None
 
     def overhead(self, op_kind: str, target: str = "") -> float:
         """Fixed cost of one op: its ATen target's, else its kind's, else the unit's overhead."""
@@ -299,6 +307,7 @@ class Platform:
     sources: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
     assumptions: tuple[str, ...] = ()
     manifest: Mapping[str, object] = field(default_factory=lambda: _frozen({}))
+    collectives: NcclParams | None = None  # NCCL cost-model constants (hetsim.spec.nccl); None: NCCL's defaults
 
     @cached_property
     def _units(self) -> Mapping[str, ComputeUnit]:

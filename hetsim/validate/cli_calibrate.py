@@ -41,6 +41,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--targets", metavar="T1,T2", help="only these ATen targets, e.g. aten.add.Tensor (a partial "
                    "profile, for tests)")
     p.add_argument("--json", action="store_true", help="print one JSON object with the summary on stdout")
+    fit = p.add_argument_group(
+        "fit a GPU profile to measurements instead (no device needed; see hetsim.validate.gpu_profile)")
+    fit.add_argument("--gpu-ops", metavar="CSV", help="per-op kernel times, columns of shared/calibration/gpu_ops.csv")
+    fit.add_argument("--trace", action="append", default=[], metavar="JSON",
+                     help="a torch.profiler Chrome trace of a real GPU run (repeatable)")
+    fit.add_argument("--gpu", help="the GPU of --gpu-ops/--trace: a100 or h100")
+    fit.add_argument("--collectives", metavar="CSV", help="NCCL times, columns of shared/calibration/collectives.csv")
+    fit.add_argument("--cluster", help="the cluster of --collectives to fit (when it holds several)")
+    fit.add_argument("--base", metavar="PRESET", help="preset or platform YAML the profile starts from "
+                     "(default: the --gpu's preset)")
     p.set_defaults(func=run)
     return p
 
@@ -67,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         raise CalibrationError(f"--output: got {args.output!r}, expected a path ending in .yaml or .yml")
     if output.exists() and output.is_dir():
         raise CalibrationError(f"--output: got {args.output!r}, which is a directory; expected a file path")
+    if args.gpu_ops or args.trace or args.collectives:
+        return run_fit(args, output)
     if args.threads is not None and args.threads < 1:
         raise CalibrationError(f"--threads: got {args.threads}, expected a positive whole number")
     device = check_device(args.device)
@@ -95,4 +107,34 @@ def run(args: argparse.Namespace) -> int:
               f"{info['device']} ({info['threads']} thread(s)); peak {peaks}; memory "
               f"{info['bandwidth_bytes_per_s'] / 1e9:.1f} GB/s; overhead {info['overhead_s'] * 1e6:.1f} us; "
               f"{info['curves']} curves", file=sys.stdout)
+    return 0
+
+
+def run_fit(args: argparse.Namespace, output: Path) -> int:
+    """``hetsim calibrate --gpu-ops/--trace/--collectives``: fit, print the cross-validated errors, write."""
+    from hetsim.validate.calibrate import write_profile
+    from hetsim.validate.gpu_profile import fit_gpu_profile
+
+    profile, report = fit_gpu_profile(gpu=args.gpu, gpu_ops=args.gpu_ops, traces=args.trace,
+                                      collectives=args.collectives, cluster=args.cluster, base=args.base,
+                                      name=args.name)
+    path = write_profile(profile, output)
+    report["output"] = str(path)
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+        return 0
+    print(f"wrote {path} (from {report['base']})")
+    kernels = report.get("kernels")
+    if kernels:
+        print(f"kernels: {kernels['samples']} samples of {len(kernels['groups'])} models/traces; "
+              "leave-one-out |error| per family: median / p90 / worst")
+        for r in kernels["cross_validated"]:
+            print(f"  {r['gpu']} {r['family']:<13} n={r['n']:<5} {r['median']:.1%} / {r['p90']:.1%} / {r['worst']:.1%}")
+    coll = report.get("collectives")
+    if coll:
+        print(f"collectives: cluster {coll['cluster']}, {coll['samples']} samples; leave-one-size-octave-out "
+              "|error|: median / p90 / worst")
+        for r in coll["cross_validated"]:
+            print(f"  {r['collective']:<10} {r['scope']:<5} n={r['n']:<4} {r['median']:.1%} / {r['p90']:.1%} / "
+                  f"{r['worst']:.1%}")
     return 0

@@ -66,7 +66,9 @@ def test_half_clock_barely_moves_a_memory_bound_decode_gemv(platform, decode):
     for op in gemvs:
         full, half = cost.op_cost_at(op, "gpu", "p0"), cost.op_cost_at(op, "gpu", "half")
         assert full.memory_s > 2 * full.compute_s  # memory-bound even once compute doubles
-        assert abs(half.total_s / full.total_s - 1.0) < 0.05
+        # the GPU kernel model joins compute and memory time as a smooth maximum (its fitted overlap),
+        # so a compute part up to 2/3 of the memory part still adds a few per cent
+        assert abs(half.total_s / full.total_s - 1.0) < 0.1
 
 
 def test_preset_states_scale_compute_by_the_clock_ratio(prefill):

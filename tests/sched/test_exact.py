@@ -38,3 +38,13 @@ def test_never_worse_than_heft(n, n_units, data):
     exact = get_scheduler("exact", {"time_limit_s": 10.0})(graph, cost)
     check_schedule(exact, graph, cost)
     assert exact.makespan_s <= get_scheduler("heft")(graph, cost).makespan_s + 1e-9
+
+
+def test_a_seven_task_instance_hypothesis_found():
+    # optional intervals of different sizes sharing one end variable made CP-SAT 9.15 "prove" 5
+    units = ["A", "B"]
+    tasks = {"0": [1, 1], "1": [1, 1], "2": [1, 1], "3": [1, 1], "4": [1, 2], "5": [3, 1], "6": [3, 1]}
+    graph, names = instance_graph({"units": units, "tasks": tasks,
+                                   "edges": [["3", "4", 0], ["4", "5", 0], ["4", "6", 0]]})
+    cost = CostModel(graph, abstract_platform(names))
+    assert get_scheduler("exact")(graph, cost).makespan_s == 4.0 == get_scheduler("heft")(graph, cost).makespan_s

@@ -100,7 +100,7 @@ def test_tensor_parallel_pools_ship_over_every_rank_pair():
 
 
 def test_littles_law_and_determinism_with_disaggregation():
-    w = Workload(n_requests=2000, rate_per_s=900.0, prompt={"dist": "uniform", "lo": 8, "hi": 64},
+    w = Workload(n_requests=2000, rate_per_s=1200.0, prompt={"dist": "uniform", "lo": 8, "hi": 64},
                  output={"dist": "lognormal", "mean": 16, "sigma": 0.8, "max": 64})
     res = serve(MODEL, "gh200", w, seed=5, dtype="fp32", **SPLIT, **GRID)
     n_avg, lam_w = little(res.records)
