@@ -137,20 +137,33 @@ def op_cost(op: Mapping, unit: ComputeUnit, memory: Memory, state: PowerState | 
     return OpCost(overhead + max(compute_s, memory_s), compute_s, memory_s, overhead)
 
 
+def _thin_curve(op: Mapping, unit: ComputeUnit) -> Curve | None:
+    """The measured streaming curve of a one-row matrix op of the op's target (a decode GEMV, an
+    attention of one query: ``"aten.linear.default[rows=1]:fp32"``, written by calibration), if
+    the op has one row (one query per head for attention)."""
+    shape = tuple(op.get("shape") or ())
+    if len(shape) < 2 or (shape[-2] if op.get("op") == "attention" else math.prod(shape[:-1])) != 1:
+        return None
+    return unit.curves.get(f"{op.get('target', '')}[rows=1]:{op.get('dtype')}")
+
+
 def _measured(op: Mapping, unit: ComputeUnit, memory: Memory, curve: Curve, overhead: float,
               state: PowerState | None) -> OpCost:
     """Op time from a calibrated curve: overhead + size / rate(size).
 
     A FLOP curve is measured on calls that reuse their operands (many rows per weight); a thin
     call such as a decode step's matrix-vector product streams its operands instead, so its time
-    is bounded below by bytes moved / the memory's achievable bandwidth.
+    is bounded below by bytes moved / the memory's achievable bandwidth, or by the measured
+    one-row curve of its target when calibration wrote one (:func:`_thin_curve`).
     """
     moved = op.get("bytes_read", 0) + op.get("bytes_written", 0)
     if curve.x == "flop":
         flop = op.get("flop", 0)
         freq = (state or unit.nominal).freq_hz
         compute_s = flop / (curve.rate(flop) * freq / unit.ref_freq_hz) if flop else 0.0
-        memory_s = moved / memory.effective_bandwidth_bytes_per_s if moved else 0.0
+        thin = _thin_curve(op, unit)
+        rate = thin.rate(moved) if thin is not None else memory.effective_bandwidth_bytes_per_s
+        memory_s = moved / rate if moved else 0.0
         return OpCost(overhead + max(compute_s, memory_s), compute_s, memory_s, overhead)
     memory_s = moved / curve.rate(moved) if moved else 0.0
     return OpCost(overhead + memory_s, 0.0, memory_s, overhead)

@@ -22,7 +22,9 @@ query positions), which reuse each weight enough to be compute-bound. Thinner ca
 step's GEMVs, attention over one query) stream their operands and take about ``bytes / bandwidth``:
 on a FLOP curve they would drag the rate of every small GEMM down (the same FLOPs in 128 rows run
 ten times faster than in one), so they are left to the memory bandwidth, which
-:func:`hetsim.cost.roofline.op_cost` uses as a lower bound on every FLOP-curve op.
+:func:`hetsim.cost.roofline.op_cost` uses as a lower bound on every FLOP-curve op. That
+bandwidth's ``efficiency`` is what the measured one-row linears stream at
+(:func:`streaming_efficiency`), since one core runs a GEMV below its copy bandwidth.
 
 Only microbenchmarks are measured: no model is run.
 """
@@ -48,6 +50,8 @@ FLOP_KINDS = frozenset({"matmul", "attention", "conv"})
 #: matrix ops with fewer rows than this (GEMV-like: decode steps, a pooler on one token) stream
 #: their weights once per few rows; they are left out of the FLOP curves (see the module docstring)
 MIN_ROWS = 32
+#: the curve-key suffix of one-row matrix products (see :func:`_thin_curves`)
+THIN = "[rows=1]"
 #: per-core power of a server CPU core, from the xeon-8480 preset (80 W idle, 270 W dynamic, 56 cores)
 _CORE_STATIC_W, _CORE_DYNAMIC_W = 80 / 56, 270 / 56
 
@@ -154,6 +158,21 @@ def memory_bandwidth(records: Sequence[Record], overheads: Mapping[tuple[str, st
     return None
 
 
+def streaming_efficiency(records: Sequence[Record], overheads: Mapping[tuple[str, str], float],
+                         bandwidth: float) -> float | None:
+    """The fraction of the copy ``bandwidth`` a one-row matrix product (a decode GEMV) streams its
+    operands at: the median over the measured one-row linears (tiny ones left out), at most 1.
+
+    A matrix-vector product reads its weights once with little arithmetic per byte, yet one core
+    runs it below its copy bandwidth (on the development machines: about half on an AMD EPYC,
+    close to all of it on an Intel Xeon), so this fraction is what the memory bound of every FLOP
+    curve op uses. ``None`` without such records.
+    """
+    rates = [r.bytes / (r.median_s - overheads[(r.target, r.variant)]) for r in records
+             if r.kind == "matmul" and rows(r) == 1 and not r.tiny and r.median_s > overheads[(r.target, r.variant)]]
+    return min(1.0, statistics.median(rates) / bandwidth) if rates else None
+
+
 def rows(r: Record) -> int:
     """Rows of a matrix op's first operand: tokens of a linear, query length of attention."""
     first = r.shapes[0] if r.shapes else ()
@@ -198,7 +217,21 @@ def _fit_curves(records: Sequence[Record], overheads: Mapping[tuple[str, str], f
         pts = _curve_points(rs, overheads)
         if pts:
             curves[key] = _curve(pts, "flop" if rs[0].kind in FLOP_KINDS else "bytes")
+    curves.update(_thin_curves(records, overheads))
     return curves
+
+
+def _thin_curves(records: Sequence[Record], overheads: Mapping[tuple[str, str], float]) -> dict[str, dict]:
+    """Bytes curves of one-row matrix ops (decode GEMVs, attention of one query),
+    ``"<target>[rows=1]:<dtype>"``: their measured streaming rate, which
+    :func:`hetsim.cost.roofline.op_cost` uses for the memory part of a one-row op of that target
+    instead of the memory's bandwidth."""
+    groups: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for r in records:
+        excess = r.median_s - overheads[(r.target, r.variant)]
+        if r.kind in ("matmul", "attention") and rows(r) == 1 and not r.tiny and not r.variant and excess > 0:
+            groups[f"{r.target}{THIN}:{r.dtype}" if r.dtype else f"{r.target}{THIN}"].append((float(r.bytes), excess))
+    return {key: _curve(pts, "bytes") for key, pts in sorted(groups.items())}
 
 
 def _kind_overheads(records: Sequence[Record], overheads: Mapping[tuple[str, str], float]) -> dict[str, float]:
@@ -264,6 +297,11 @@ def fit_profile(records: Sequence[Record], *, device: str = "cpu", threads: int 
         raise CalibrationError("records: no aten.copy_ or aten.clone was measured, expected copies to give the "
                                "memory bandwidth")
     curves = _fit_curves(records, overheads)
+    streaming = streaming_efficiency(records, overheads, bandwidth)
+    if streaming is not None:
+        assumptions.append(f"Matrix ops too thin for the FLOP curves (fewer than {MIN_ROWS} rows) stream their "
+                           f"operands at {streaming:.3f} of the copy bandwidth: the median of the measured one-row "
+                           "linears (the memory's efficiency).")
     peak = {}
     for key, curve in curves.items():
         kind, _, dtype = key.partition(":")
@@ -306,8 +344,10 @@ def fit_profile(records: Sequence[Record], *, device: str = "cpu", threads: int 
         "sources": {"MEASURED": source, "XEON-8480": "hetsim preset xeon-8480 (per-core power figures)"},
         "assumptions": assumptions,
         "memories": [{"name": "dram" if not gpu else "device_memory", "kind": "dram" if not gpu else "hbm",
-                      "capacity": capacity, "bandwidth": float(f"{bandwidth:.5g}"), "efficiency": 1.0,
-                      "source": f"bandwidth: best large copy_ measured; capacity: {capacity_source or 'assumption'}"}],
+                      "capacity": capacity, "bandwidth": float(f"{bandwidth:.5g}"),
+                      "efficiency": round(streaming, 4) if streaming is not None else 1.0,
+                      "source": f"bandwidth: best large copy_ measured; efficiency: one-row linears measured; "
+                                f"capacity: {capacity_source or 'assumption'}"}],
         "units": [{
             "name": kind, "kind": kind, "memory": "dram" if not gpu else "device_memory",
             "peak": {k: float(f"{v:.5g}") for k, v in sorted(peak.items())},

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from hetsim.cost.roofline import op_cost
-from hetsim.spec.types import ComputeUnit, Memory, PowerState
+from hetsim.spec.types import ComputeUnit, Curve, Memory, PowerState
 
 NOMINAL = PowerState("p0", 2e9, 1.0, 50.0, 450.0)
 HALF = PowerState("p1", 1e9, 0.8, 40.0, 180.0)
@@ -89,3 +89,17 @@ def test_view_overheads_by_target():
     assert op_cost(op("view", target="aten.split.Tensor"), cpu, HBM).total_s == 12e-6
     assert op_cost(op("view", target="aten.t.default"), cpu, HBM).total_s == 10e-6
     assert op_cost(op("view", target="aten.t.default"), GPU, HBM).total_s == 0.0
+
+
+def test_a_one_row_matmul_streams_at_its_measured_thin_curve():
+    # FLOP curve 100 GFLOP/s; memory 40 GB/s; one-row linears measured streaming at 10 GB/s
+    unit = ComputeUnit("cpu", "cpu", "m", {"fp32": 1e11}, 1e9, (PowerState("p0", 1e9, 1.0, 1.0, 1.0),),
+                       curves={"matmul:fp32": Curve("flop", (1e3,), (1e11,)),
+                               "aten.linear.default[rows=1]:fp32": Curve("bytes", (1e3,), (1e10,))})
+    memory = Memory("m", "dram", 1e9, 4e10)
+    gemv = {"op": "matmul", "target": "aten.linear.default", "dtype": "fp32", "shape": (1, 1, 256),
+            "flop": 2 * 256 * 256, "bytes_read": 4 * (256 + 256 * 256), "bytes_written": 4 * 256}
+    moved = gemv["bytes_read"] + gemv["bytes_written"]
+    assert op_cost(gemv, unit, memory).memory_s == pytest.approx(moved / 1e10)
+    four_rows = {**gemv, "shape": (1, 4, 256), "flop": 4 * gemv["flop"]}  # not one row: the memory's bandwidth
+    assert op_cost(four_rows, unit, memory).memory_s == pytest.approx(moved / 4e10)
