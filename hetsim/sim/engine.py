@@ -72,7 +72,8 @@ class SimOptions:
         and CUDA-graph replay) or ``"serving"`` (serving-engine kernels: fused projections, RoPE,
         SiLU-and-mul, residual+RMSNorm, FlashAttention and paged attention, CUDA graphs).
         :func:`hetsim.simulate` fuses the graph for the mode (:func:`hetsim.graph.fusion.fuse`);
-        the engine runs the launch queue of GPUs that have a kernel-level cost model.
+        the engine runs the launch queue of GPUs that have a kernel-level cost model (online
+        policies, :mod:`hetsim.sim.online`, run the fused kernels without it).
     power : PowerOptions or mapping, optional
         Governor, package power cap, gating and thermal model (:mod:`hetsim.sim.power`); all
         off by default (each op at its schedule's state). While they are on, ops do not share
