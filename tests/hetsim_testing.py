@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hetsim.graph.schema import add_op, new_graph
+
 
 def power_states(static: str = "10 W", dynamic: str = "90 W") -> list[dict]:
     return [{"name": "p0", "freq": "1 GHz", "voltage": "1 V", "static_power": static, "dynamic_power": dynamic},
@@ -43,3 +45,12 @@ def little(records):
     area = float(np.sum(n[:-1] * np.diff(clipped)))
     lam = (len(arr) - 1) / (t1 - t0)
     return area / (t1 - t0), lam * float(np.mean(fin - arr))
+
+
+def collective_graph(kind: str, ranks: list[str], nbytes: float, group: str = "c0", g=None):
+    """One collective: one member per rank (``<group>@<rank>``), nothing else (added to ``g`` if given)."""
+    g = g if g is not None else new_graph("collective")
+    for rank in ranks:
+        add_op(g, f"{group}@{rank}", op="collective", collective=kind, group=group, ranks=tuple(ranks),
+               comm_bytes=nbytes, pin=rank, bytes_read=nbytes, bytes_written=nbytes)
+    return g

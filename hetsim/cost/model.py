@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import networkx as nx
 
@@ -101,9 +102,7 @@ class CostModel:
                                     f"{self.platform.name!r}")
         algorithm = self.algorithm_for(ranks)
         if algorithm == "nccl":  # NCCL's choice, as the engine replays it (hetsim.cost.nccl)
-            if "_nccl" not in self.__dict__:
-                object.__setattr__(self, "_nccl", NcclModel(self.platform))
-            seconds = self._nccl.time(data["collective"], ranks, data["comm_bytes"])  # type: ignore[attr-defined]
+            seconds = self.nccl.time(data["collective"], ranks, data["comm_bytes"])
             memo[key] = OpCost(seconds, 0.0, seconds, 0.0)
             return memo[key]
         steps = collective_steps(data["collective"], algorithm, len(ranks), data["comm_bytes"])
@@ -116,6 +115,11 @@ class CostModel:
                                   latency, bandwidth)
         memo[key] = OpCost(seconds, 0.0, seconds, 0.0)
         return memo[key]
+
+    @cached_property
+    def nccl(self) -> NcclModel:
+        """NCCL's model of this platform, shared by the cost table and the engine's transfer replay."""
+        return NcclModel(self.platform)
 
     def algorithm_for(self, ranks) -> str:
         """The algorithm a collective over ``ranks`` runs: NCCL's model only among GPUs.

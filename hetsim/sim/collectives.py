@@ -93,7 +93,7 @@ class Collectives:
                 first.setdefault(data["group"], data)
                 self.mem_of[op] = memory[data["pin"]]
         self.of: dict[str, CollectiveRun] = {}
-        nccl = NcclModel(platform) if cost.collective_algorithm == "nccl" and not analytic else None
+        nccl = cost.nccl if cost.collective_algorithm == "nccl" and not analytic else None
         for group, members in groups.items():
             run = CollectiveRun(env, members, first[group], cost, self.send, analytic, nccl)
             for op in members.values():

@@ -49,7 +49,7 @@ GRAPH_LAUNCH_S = 41e-6
 
 def launched(unit: ComputeUnit) -> bool:
     """Whether ``unit``'s kernels go through a launch queue (a GPU with a kernel-level cost model)."""
-    return unit.kind == "gpu" and getattr(unit, "kernels", None) is not None
+    return unit.kind == "gpu" and unit.kernels is not None
 
 
 def eager_launch_s(unit: ComputeUnit) -> float:

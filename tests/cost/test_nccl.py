@@ -7,12 +7,12 @@ from __future__ import annotations
 import math
 
 import pytest
+from hetsim_testing import collective_graph
 
 import hetsim
 from hetsim.cost.model import CostModel
 from hetsim.cost.nccl import CommShape, NcclModel, candidates, comm_shape, node_of, predict, predict_many
 from hetsim.errors import ScenarioError, SpecError
-from hetsim.graph.schema import add_op, new_graph
 from hetsim.sim.engine import SimOptions
 from hetsim.spec.loader import load_platform, platform_from_dict, preset_path, read_yaml
 from hetsim.spec.nccl import NcclParams, nccl_to_dict, parse_nccl
@@ -32,14 +32,6 @@ def collective_seconds(result) -> float:
     spans = {o.end_s - o.start_s for o in result.trace.ops}
     assert max(spans) - min(spans) < 1e-12 * max(spans)
     return max(spans)
-
-
-def collective_graph(kind: str, ranks: list[str], nbytes: float):
-    g = new_graph("collective")
-    for rank in ranks:
-        add_op(g, f"c@{rank}", op="collective", collective=kind, group="c", ranks=tuple(ranks), comm_bytes=nbytes,
-               pin=rank, bytes_read=nbytes, bytes_written=nbytes)
-    return g
 
 
 # -- NCCL's formulas by hand (tuning.cc, NCCL 2.20.3) -------------------------------------------
@@ -229,7 +221,7 @@ def test_the_cost_model_and_the_options_know_nccl():
     platform = load_platform("dgx-h100")
     g = collective_graph("all_reduce", DGX8, 64e6)
     cost = CostModel(g, platform, "nccl")
-    assert cost.time("c@gpu3", "gpu3") == pytest.approx(NcclModel(platform).time("all_reduce", DGX8, 64e6))
+    assert cost.time("c0@gpu3", "gpu3") == pytest.approx(NcclModel(platform).time("all_reduce", DGX8, 64e6))
     assert SimOptions(collective_algorithm="nccl").collective_algorithm == "nccl"
     with pytest.raises(ScenarioError, match=r"^sim.collective_algorithm: got 'nvls', expected one of ring, tree, nccl"):
         SimOptions(collective_algorithm="nvls")

@@ -4,7 +4,7 @@ deadlock detection and the schema's checks."""
 from __future__ import annotations
 
 import pytest
-from hetsim_testing import power_states
+from hetsim_testing import collective_graph, power_states
 
 import hetsim
 from hetsim.cost.collectives import collective_steps, collective_time
@@ -17,15 +17,6 @@ from hetsim.spec.loader import load_platform, platform_from_dict
 
 GB = 1e9
 KINDS = ["all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all"]
-
-
-def collective_graph(kind: str, ranks: list[str], nbytes: float, group: str = "c0", g=None):
-    """One member per rank, nothing else."""
-    g = g if g is not None else new_graph("collective")
-    for rank in ranks:
-        add_op(g, f"{group}@{rank}", op="collective", collective=kind, group=group, ranks=tuple(ranks),
-               comm_bytes=nbytes, pin=rank, bytes_read=nbytes, bytes_written=nbytes)
-    return g
 
 
 def route_figures(platform, a: str, b: str) -> tuple[float, float]:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hetsim_testing import collective_graph
 
 import hetsim
 from hetsim.cost.nccl import NcclModel, comm_shape, predict_many
-from hetsim.graph.schema import add_op, new_graph
 from hetsim.spec.loader import load_platform
 from hetsim.spec.nccl import parse_nccl
 from hetsim.validate.calibrate import CalibrationError
@@ -189,14 +189,6 @@ def test_all_reduce_out_of_sample():
 
 
 # -- the fitted profile --------------------------------------------------------------------------
-
-def collective_graph(kind: str, ranks: list[str], nbytes: float):
-    g = new_graph("collective")
-    for rank in ranks:
-        add_op(g, f"c@{rank}", op="collective", collective=kind, group="c", ranks=tuple(ranks), comm_bytes=nbytes,
-               pin=rank, bytes_read=nbytes, bytes_written=nbytes)
-    return g
-
 
 def test_the_profile_simulates_what_the_fit_predicts():
     platform = load_platform(PROFILE)
